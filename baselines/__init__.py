@@ -1,0 +1,1 @@
+"""After-training baselines (magnitude pruning after training, lottery-ticket rewinding): issue 4."""

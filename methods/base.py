@@ -1,0 +1,112 @@
+"""The scorer extension point.
+
+A scorer *only scores*: given a model and the current masks it returns one tensor per prunable
+weight, higher = more worth keeping. Turning scores into masks (global or layerwise threshold,
+iterative rounds, inversion) is done once for every method by ``pai_bench.pruning``.
+
+Adding a method is a subclass with a ``name`` (subclassing registers it)::
+
+    from dataclasses import dataclass
+    from methods import Scorer, ScoringContext
+
+    @dataclass
+    class GradNorm(Scorer):
+        name = "grad_norm"
+        samples_per_class: int = 10      # an option: --method-arg samples_per_class=5
+
+        def score(self, ctx: ScoringContext):
+            x, y = ctx.examples(self.samples_per_class)
+            grads = gradients(ctx.model, x, y)   # methods.helpers
+            return {n: g.abs() for n, g in grads.items()}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pai_bench.errors import ConfigError
+from pai_bench.masks import Masks
+from pai_bench.registry import Registry
+
+SCORERS: Registry[type["Scorer"]] = Registry("method")
+
+
+@dataclass
+class ScoringContext:
+    """What a scorer may look at. ``model`` is a private copy: the scorer may change it freely.
+
+    ``model`` has the current masks applied (pruned weights are zero), its gradients cleared, and
+    is on ``device``. ``data`` is the training split (``None`` for data-free runs); examples come
+    without augmentation. ``generator`` is the run's seeded "score" stream.
+    """
+
+    model: nn.Module
+    masks: Masks
+    data: Any  # pai_bench.data.Split | None
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    generator: torch.Generator
+    device: torch.device
+
+    def examples(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``per_class`` examples of every class, drawn from the training split, on ``device``."""
+        if self.data is None:
+            raise ConfigError("this method needs training data, but the run has none")
+        from pai_bench.data import balanced_indices
+        idx = balanced_indices(self.data.labels, per_class * self.num_classes,
+                               self.num_classes, self.generator)
+        x, y = self.data.get(idx)
+        return x.to(self.device), y.to(self.device)
+
+
+class Scorer:
+    """Base class of every pruning-at-initialization method. Subclass it with a ``name``.
+
+    Options are dataclass fields with defaults; ``make_scorer`` fills them from strings.
+    """
+
+    name: ClassVar[str] = ""
+    needs_data: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            SCORERS.register(cls.name, cls)
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        """Return ``{parameter name: score tensor}`` for every name in ``ctx.masks``."""
+        raise NotImplementedError
+
+
+def make_scorer(name: str, options: dict[str, Any] | None = None) -> Scorer:
+    """Instantiate the scorer ``name``; option values given as strings are converted by type."""
+    cls = SCORERS.get(name)
+    options = dict(options or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    unknown = set(options) - set(fields)
+    if unknown:
+        raise ConfigError(f"method {name!r} has no option {sorted(unknown)[0]!r}; "
+                          f"its options: {', '.join(fields) or 'none'}")
+    for key, value in options.items():
+        options[key] = _convert(name, key, value, fields[key])
+    return cls(**options)
+
+
+def _convert(method: str, key: str, value: Any, field: dataclasses.Field) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = type(field.default) if field.default is not dataclasses.MISSING else str
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"option {key!r} of method {method!r} takes a {kind.__name__}, "
+                          f"got {value!r}") from None

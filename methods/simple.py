@@ -1,0 +1,33 @@
+"""The two baselines at initialization that need no data: random and magnitude."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.base import Scorer, ScoringContext
+
+
+@dataclass
+class Random(Scorer):
+    """Uniform random scores; with a global threshold every layer keeps about the same density."""
+
+    name = "random"
+    needs_data = False
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        return {n: torch.rand(m.shape, generator=ctx.generator, dtype=torch.float64)
+                for n, m in ctx.masks.items()}
+
+
+@dataclass
+class Magnitude(Scorer):
+    """|w| at initialization (Frankle et al. 2021: "magnitude at init")."""
+
+    name = "magnitude"
+    needs_data = False
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        params = dict(ctx.model.named_parameters())
+        return {n: params[n].detach().abs() for n in ctx.masks}

@@ -1,0 +1,1 @@
+"""pai-bench: a benchmark suite for pruning neural networks at initialization."""

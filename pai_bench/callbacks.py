@@ -1,0 +1,78 @@
+"""Training-loop callbacks: progress with an ETA, checkpoints, metric rows."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from pai_bench.io import atomic_save_torch, atomic_write_text
+from pai_bench.train import Callback, Loop
+
+
+class Progress(Callback):
+    """A tqdm bar over optimizer steps: rate, ETA, current loss and learning rate."""
+
+    def __init__(self, desc: str = "train", enabled: bool = True):
+        self.desc, self.enabled, self.bar = desc, enabled, None
+
+    def on_start(self, loop: Loop) -> None:
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=loop.end_step, initial=loop.step, desc=self.desc, unit="step",
+                        disable=not self.enabled, dynamic_ncols=True)
+
+    def on_step_end(self, loop: Loop, loss: float) -> None:
+        self.bar.update(1)
+        if loop.step % 10 == 0:
+            self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{loop.lr:.3g}", refresh=False)
+
+    def on_end(self, loop: Loop) -> None:
+        self.bar.close()
+
+
+class MetricRows(Callback):
+    """One row per finished epoch (step, epoch, lr, train loss and accuracy, seconds).
+
+    Rows accumulate in ``rows`` (restored from a checkpoint on resume) and are rewritten to
+    ``path`` atomically at each epoch, so a crash loses at most the current epoch's row.
+    """
+
+    HEADER = ("step", "epoch", "lr", "train_loss", "train_accuracy", "seconds")
+
+    def __init__(self, path: Path, rows: list[dict] | None = None):
+        self.path, self.rows, self.t0 = Path(path), list(rows or []), time.perf_counter()
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        seen = max(loop.epoch_seen, 1)
+        self.rows.append(dict(step=loop.step, epoch=round(loop.epoch, 4),
+                              lr=loop.recipe.lr_at(loop.step - 1, loop.steps_per_epoch),
+                              train_loss=loop.epoch_loss / seen,
+                              train_accuracy=loop.epoch_correct / seen,
+                              seconds=round(time.perf_counter() - self.t0, 3)))
+        lines = [",".join(self.HEADER)]
+        lines += [",".join(str(r[h]) for h in self.HEADER) for r in self.rows]
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+
+class Checkpointer(Callback):
+    """Save model, optimizer, step and metric rows atomically every ``every_epochs`` epochs."""
+
+    def __init__(self, path: Path, metrics: MetricRows, every_epochs: int = 1):
+        self.path, self.metrics, self.every = Path(path), metrics, every_epochs
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        if round(loop.epoch) % self.every == 0 and loop.step < loop.end_step:
+            self.save(loop)
+
+    def save(self, loop: Loop) -> None:
+        atomic_save_torch({"model": loop.model.state_dict(),
+                           "optimizer": loop.optimizer.state_dict(),
+                           "step": loop.step, "rows": self.metrics.rows}, self.path)
+
+    @staticmethod
+    def load(path: Path) -> dict | None:
+        path = Path(path)
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)

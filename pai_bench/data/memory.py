@@ -1,0 +1,109 @@
+"""In-memory splits: every example held as one tensor, batches cut and augmented vectorized.
+
+Images stay in their stored dtype (uint8 for decoded photos: 4x smaller than float32) and are
+normalized one batch at a time. Augmentation works on the whole batch with tensor indexing,
+never a per-image Python loop, so it costs ~1 ms per CIFAR batch of 128.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pai_bench.data.base import Split, check_batch_args
+from pai_bench.errors import ConfigError
+
+Augment = Callable[[Tensor, torch.Generator], Tensor]  # (raw batch, generator) -> raw batch
+
+
+def crop_flip_at(padded: Tensor, top: Tensor, left: Tensor, flip: Tensor,
+                 size: tuple[int, int]) -> Tensor:
+    """Crop ``size`` windows at per-sample offsets from a padded batch, mirrored where ``flip``.
+
+    padded (n, C, H+2p, W+2p); top, left int64 (n,); flip bool (n,). One gather does both:
+    output column j reads padded column left + j, or left + (W-1-j) when flipped (torchvision's
+    order: crop first, then flip the crop).
+    """
+    n, c = padded.shape[:2]
+    h, w = size
+    rows = top[:, None] + torch.arange(h)  # (n, h)
+    cols = torch.arange(w).expand(n, w)
+    cols = torch.where(flip[:, None], w - 1 - cols, cols) + left[:, None]  # (n, w)
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_crop_flip(images: Tensor, generator: torch.Generator, *, pad: int) -> Tensor:
+    """Random crop with ``pad`` pixels of zero padding, then a random horizontal flip.
+
+    Zero is padded in the stored pixel space (black for uint8), as torchvision's
+    ``RandomCrop(padding=pad)`` does before ``Normalize``. Draw order, all from ``generator``:
+    top offsets, left offsets, flips.
+    """
+    n, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    top = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    left = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    flip = torch.randint(0, 2, (n,), generator=generator).bool()
+    return crop_flip_at(padded, top, left, flip, (h, w))
+
+
+def crop_flip(pad: int) -> Augment:
+    """The standard CIFAR (pad 4) / TinyImageNet (pad 8) training augmentation; picklable."""
+    return partial(random_crop_flip, pad=pad)
+
+
+class MemorySplit(Split):
+    """A split held in memory: raw images (uint8 in [0, 255] or float), labels, mean/std.
+
+    Normalization is ``(x / 255 - mean) / std`` for uint8 (torchvision's ToTensor + Normalize)
+    and ``(x - mean) / std`` for float images.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, *, num_classes: int, mean: Sequence[float],
+                 std: Sequence[float], augment: Augment | None = None, classes: Sequence[str] = ()):
+        if images.dim() != 4 or len(images) != len(labels):
+            raise ValueError(f"need images (N, C, H, W) and labels (N,), got "
+                             f"{tuple(images.shape)} and {tuple(labels.shape)}")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.num_classes = num_classes
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.augment = augment
+        self.classes = tuple(classes)
+
+    def subset(self, indices: Tensor) -> "MemorySplit":
+        return MemorySplit(self.images[indices], self.labels[indices], num_classes=self.num_classes,
+                           mean=self.mean, std=self.std, augment=self.augment, classes=self.classes)
+
+    def normalize(self, raw: Tensor) -> Tensor:
+        """Raw stored images -> normalized float32 network inputs."""
+        x = raw.to(torch.float32)
+        if raw.dtype == torch.uint8:
+            x = x.div_(255)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def get(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        return self.normalize(self.images[indices]), self.labels[indices]
+
+    def batches(self, batch_size: int, *, generator: torch.Generator | None = None,
+                augment: bool = False, drop_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+        check_batch_args(batch_size, generator, augment)
+        if augment and self.augment is None:
+            raise ConfigError("this split has no training augmentation; use augment=False")
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            if drop_last and len(idx) < batch_size:
+                return
+            raw = self.images[idx]
+            if augment:
+                raw = self.augment(raw, generator)
+            yield self.normalize(raw), self.labels[idx]

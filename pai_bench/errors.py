@@ -1,0 +1,20 @@
+"""Exceptions raised by the library.
+
+The library raises; only the CLI turns an error into a message and an exit code (STYLE.md #11).
+"""
+
+
+class PaiBenchError(Exception):
+    """Base class of every error the suite raises on purpose."""
+
+
+class ConfigError(PaiBenchError, ValueError):
+    """A bad value in a configuration or on the command line (CLI exit code 2)."""
+
+
+class DataNotFoundError(PaiBenchError, FileNotFoundError):
+    """A data set is missing: the message says where it looked and how to fix it."""
+
+
+class ScoreError(PaiBenchError, ArithmeticError):
+    """A scorer produced scores that cannot be turned into a mask (NaN, inf, wrong shape)."""

@@ -1,0 +1,128 @@
+"""The one mask type, and the one way masks reach weights.
+
+``Masks`` maps a prunable parameter name to a boolean tensor of that parameter's shape (True =
+kept). It is a value: functions that compute masks return new ``Masks`` and never mutate one.
+
+``apply_`` is the only place in the suite where weights are multiplied by masks. The training loop
+calls it once before training and after every optimizer step, which keeps pruned weights at
+exactly zero whatever the optimizer does (momentum and weight decay included: SGD's update is
+elementwise, so the kept weights' trajectory does not depend on what happens to pruned ones).
+This in-place zeroing was chosen by measurement (``benchmarks/test_masked_step.py``): it costs one
+elementwise op per prunable tensor per step, while multiplying in forward or
+``torch.nn.utils.prune`` keeps a second copy of every weight and adds work to the backward pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import torch
+from torch import nn
+
+from pai_bench.errors import ConfigError
+from pai_bench.io import atomic_save_torch, atomic_write_text
+
+
+class Masks(Mapping[str, torch.Tensor]):
+    """Boolean keep-masks keyed by parameter name. Immutable by convention (tensors are cloned)."""
+
+    def __init__(self, masks: Mapping[str, torch.Tensor]):
+        checked = {}
+        for name, m in masks.items():
+            m = torch.as_tensor(m).detach().cpu()
+            if m.dtype != torch.bool:
+                if not bool(((m == 0) | (m == 1)).all()):
+                    raise ConfigError(f"mask {name!r} holds values other than 0 and 1")
+                m = m.bool()
+            checked[name] = m.clone()
+        self._masks = checked
+
+    @classmethod
+    def ones_like(cls, model: nn.Module, names: list[str]) -> "Masks":
+        params = dict(model.named_parameters())
+        return cls({n: torch.ones(params[n].shape, dtype=torch.bool) for n in names})
+
+    # Mapping protocol
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._masks[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Masks) or list(self) != list(other):
+            return False
+        return all(torch.equal(self[n], other[n]) for n in self)
+
+    # Counts
+    def kept(self) -> int:
+        return sum(int(m.sum()) for m in self._masks.values())
+
+    def total(self) -> int:
+        return sum(m.numel() for m in self._masks.values())
+
+    def density(self) -> float:
+        return self.kept() / self.total()
+
+    def sparsity(self) -> float:
+        return 1.0 - self.density()
+
+    def layer_report(self) -> list[dict]:
+        """Per-layer rows: name, shape, total, kept, density, collapsed (nothing kept)."""
+        rows = []
+        for name, m in self._masks.items():
+            kept, total = int(m.sum()), m.numel()
+            rows.append(dict(name=name, shape="x".join(map(str, m.shape)), total=total,
+                             kept=kept, density=kept / total, collapsed=kept == 0))
+        return rows
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise ConfigError unless every mask names a parameter of the model's shape."""
+        params = dict(model.named_parameters())
+        for name, m in self._masks.items():
+            if name not in params:
+                raise ConfigError(f"mask {name!r} names no parameter of the model")
+            if tuple(params[name].shape) != tuple(m.shape):
+                raise ConfigError(f"mask {name!r} has shape {tuple(m.shape)}, "
+                                  f"parameter has {tuple(params[name].shape)}")
+
+    # Persistence
+    def save(self, path: Path) -> None:
+        """Save the masks and, beside them, the per-layer density report as CSV."""
+        atomic_save_torch(dict(self._masks), path)
+        atomic_write_text(path.with_suffix(".layers.csv"), report_csv(self.layer_report()))
+
+    @classmethod
+    def load(cls, path: Path) -> "Masks":
+        return cls(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def report_csv(rows: list[dict]) -> str:
+    header = list(rows[0]) if rows else []
+    lines = [",".join(header)] + [",".join(str(r[h]) for h in header) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def apply_(model: nn.Module, masks: "Masks | PreparedMasks") -> None:
+    """Zero the pruned weights of ``model`` in place. The suite's only mask-to-weight mechanism."""
+    prepared = masks if isinstance(masks, PreparedMasks) else PreparedMasks(model, masks)
+    for param, keep in prepared.pairs:
+        param.mul_(keep)
+
+
+class PreparedMasks:
+    """Masks bound to a model's parameters, as tensors of the parameter's dtype and device.
+
+    Built once per training run so that the per-step ``apply_`` does no conversion.
+    """
+
+    def __init__(self, model: nn.Module, masks: Masks):
+        masks.check_model(model)
+        params = dict(model.named_parameters())
+        self.pairs = [(params[n], masks[n].to(device=params[n].device, dtype=params[n].dtype))
+                      for n in masks]

@@ -1,0 +1,152 @@
+"""The one training loop (STYLE.md #8), extended by callbacks.
+
+``train`` runs SGD with the recipe's schedule from ``start_step`` to ``end_step``. It owns the two
+guarantees every experiment relies on:
+
+* pruned weights stay exactly zero: ``masks.apply_`` after every optimizer step (the suite's only
+  mask-to-weight mechanism);
+* determinism and resumability: the data order of epoch ``e`` comes from a generator seeded by
+  (seed, e), so a run resumed from a checkpoint at step ``s`` sees exactly the batches an
+  uninterrupted run would, and the same seed gives the same numbers on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pai_bench.masks import Masks, PreparedMasks, apply_
+from pai_bench.recipes import Recipe, steps_per_epoch
+from pai_bench.seeding import derive_seed
+
+
+class Diverged(ArithmeticError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, loss: float):
+        super().__init__(f"training diverged at step {step}: loss {loss}")
+        self.step, self.loss = step, loss
+
+
+class Callback:
+    """Hooks into ``train``. Each receives the ``Loop``; override what you need."""
+
+    def on_start(self, loop: "Loop") -> None: ...
+    def on_step_end(self, loop: "Loop", loss: float) -> None: ...
+    def on_epoch_end(self, loop: "Loop") -> None: ...
+    def on_end(self, loop: "Loop") -> None: ...
+
+
+@dataclass
+class Loop:
+    """The state callbacks see: model, optimizer, position and the epoch's running metrics."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    recipe: Recipe
+    steps_per_epoch: int
+    step: int
+    end_step: int
+    epoch_loss: float = 0.0
+    epoch_correct: int = 0
+    epoch_seen: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def epoch(self) -> float:
+        return self.step / self.steps_per_epoch
+
+    @property
+    def lr(self) -> float:
+        return self.recipe.lr_at(self.step, self.steps_per_epoch)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay)
+
+
+def autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | None = None,
+          device: torch.device = torch.device("cpu"), start_step: int = 0,
+          end_step: int | None = None, optimizer_state: dict | None = None,
+          callbacks: Sequence[Callback] = (), precision: str = "fp32") -> Loop:
+    """Train ``model`` in place on ``data`` (a ``pai_bench.data.Split``) and return the loop."""
+    model.to(device)
+    spe = steps_per_epoch(len(data), recipe.batch_size)
+    end = recipe.total_steps(spe) if end_step is None else end_step
+    optimizer = make_optimizer(model, recipe)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    prepared = PreparedMasks(model, masks) if masks is not None else None
+    if prepared is not None:
+        apply_(model, prepared)
+    loop = Loop(model, optimizer, recipe, spe, start_step, end)
+    for cb in callbacks:
+        cb.on_start(loop)
+    while loop.step < end:
+        epoch, skip = divmod(loop.step, spe)
+        g = torch.Generator().manual_seed(derive_seed(seed, "data") + epoch)
+        batches = data.batches(recipe.batch_size, generator=g, augment=True, drop_last=True)
+        for i, (x, y) in enumerate(batches):
+            if i < skip:
+                continue
+            _step(loop, x.to(device), y.to(device), prepared, device, precision)
+            for cb in callbacks:
+                cb.on_step_end(loop, loop.extra["last_loss"])
+            if loop.step % spe == 0:
+                for cb in callbacks:
+                    cb.on_epoch_end(loop)
+                loop.epoch_loss, loop.epoch_correct, loop.epoch_seen = 0.0, 0, 0
+            if loop.step >= end:
+                break
+    for cb in callbacks:
+        cb.on_end(loop)
+    return loop
+
+
+def _step(loop: Loop, x, y, prepared, device, precision) -> None:
+    model, opt = loop.model, loop.optimizer
+    for group in opt.param_groups:
+        group["lr"] = loop.lr
+    model.train()
+    with autocast(device, precision):
+        logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise Diverged(loop.step, value)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if prepared is not None:
+        apply_(model, prepared)
+    loop.step += 1
+    loop.epoch_loss += value * len(y)
+    loop.epoch_correct += int((logits.argmax(1) == y).sum())
+    loop.epoch_seen += len(y)
+    loop.extra["last_loss"] = value
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data, *, batch_size: int = 500,
+             device: torch.device = torch.device("cpu"), precision: str = "fp32") -> dict:
+    """Top-1 accuracy and mean cross-entropy of ``model`` on every example of ``data``."""
+    model.to(device).eval()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, y in data.batches(batch_size):
+        x, y = x.to(device), y.to(device)
+        with autocast(device, precision):
+            logits = model(x).float()
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return {"accuracy": correct / seen, "loss": total_loss / seen, "examples": seen}

@@ -1,0 +1,1 @@
+"""Sanity checks (layerwise shuffle, reinitialization, score inversion): issue 5."""

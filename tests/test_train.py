@@ -1,0 +1,98 @@
+"""The training loop: determinism, exact resume, divergence, masks held at zero."""
+
+import math
+
+import pytest
+import torch
+
+from pai_bench.callbacks import Checkpointer, MetricRows
+from pai_bench.data import load_split
+from pai_bench.masks import Masks
+from pai_bench.models import create_model, prunable_names
+from pai_bench.recipes import Recipe
+from pai_bench.train import Callback, Diverged, evaluate, train
+
+RECIPE = Recipe(batch_size=64, lr=0.05, epochs=3, milestones=(2,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_split("synthetic", None, "train", subset=320, seed=0)
+
+
+def model_and_masks(seed=0):
+    model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=seed,
+                         width=4)
+    g = torch.Generator().manual_seed(1)
+    params = dict(model.named_parameters())
+    masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.8
+                   for n in prunable_names(model)})
+    return model, masks
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_same_seed_same_numbers_and_pruned_stay_zero(data):
+    results = []
+    for _ in range(2):
+        model, masks = model_and_masks()
+        train(model, data, RECIPE, seed=7, masks=masks)
+        results.append(state(model))
+        params = dict(model.named_parameters())
+        for n in masks:
+            assert (params[n][~masks[n]] == 0).all()
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    model, masks = model_and_masks()
+    train(model, data, RECIPE, seed=8, masks=masks)  # another data order
+    assert not torch.equal(state(model)["fc.weight"], results[0]["fc.weight"])
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(data, tmp_path):
+    model, masks = model_and_masks()
+    train(model, data, RECIPE, seed=3, masks=masks)
+    expected = state(model)
+
+    model, masks = model_and_masks()
+    rows = MetricRows(tmp_path / "m.csv")
+    ckpt = Checkpointer(tmp_path / "ckpt.pt", rows)
+    with pytest.raises(KeyboardInterrupt):  # killed in the middle of epoch 2 (5 steps/epoch)
+        train(model, data, RECIPE, seed=3, masks=masks, callbacks=[rows, ckpt, StopAt(8)])
+    saved = Checkpointer.load(tmp_path / "ckpt.pt")
+    assert saved["step"] == 5 and len(saved["rows"]) == 1
+
+    model, masks = model_and_masks(seed=99)  # the checkpoint must override everything
+    model.load_state_dict(saved["model"])
+    rows = MetricRows(tmp_path / "m.csv", saved["rows"])
+    train(model, data, RECIPE, seed=3, masks=masks, start_step=saved["step"],
+          optimizer_state=saved["optimizer"], callbacks=[rows])
+    got = state(model)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert [r["step"] for r in rows.rows] == [5, 10, 15]
+
+
+def test_divergence_is_raised(data):
+    model, masks = model_and_masks()
+    with pytest.raises(Diverged) as e:
+        train(model, data, Recipe(batch_size=64, lr=1e6, epochs=2), seed=0, masks=masks)
+    assert e.value.step > 0 and not math.isfinite(e.value.loss)
+
+
+def test_training_learns_and_evaluate_counts(data):
+    model, _ = model_and_masks()
+    test = load_split("synthetic", None, "test", subset=200, seed=0)
+    before = evaluate(model, test)
+    train(model, data, Recipe(batch_size=32, lr=0.05, epochs=3), seed=0)
+    after = evaluate(model, test)
+    assert after["examples"] == 200
+    assert after["loss"] < before["loss"] and after["accuracy"] > 0.3
