@@ -11,7 +11,7 @@ import importlib
 from importlib import metadata
 
 from methods.base import SCORERS, Scorer, ScoringContext, make_scorer
-from methods import simple  # noqa: F401  (registers random, magnitude)
+from methods import grasp, simple, snip, synflow  # noqa: F401  (registers the built-ins)
 
 from pai_bench.errors import ConfigError
 

@@ -72,6 +72,9 @@ class Scorer:
 
     name: ClassVar[str] = ""
     needs_data: ClassVar[bool] = True
+    # Pruning rounds when the run does not choose (``compute_masks(rounds=None)``): 1 is one-shot;
+    # SynFlow's paper schedule is 100. A property of the method, not an option of the scorer.
+    default_rounds: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

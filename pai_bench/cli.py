@@ -1,7 +1,8 @@
 """The command line: thin argument parsing over library calls (STYLE.md #7).
 
-``python -m pai_bench run --method synflow`` · ``python -m pai_bench list``.
-Library errors become one message on stderr and exit code 2 (bad input) or 1 (other failures).
+``run`` (one configuration), ``sweep`` (many), ``table``, ``plot``, ``reproduce`` (a paper
+experiment) and ``list``. Library errors become one message on stderr and exit code 2 (bad
+input) or 1 (other failures).
 """
 
 from __future__ import annotations
@@ -16,10 +17,26 @@ from pai_bench import paths
 from pai_bench.config import PRECISIONS, PRESETS, RunConfig
 from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError
 
+# Settings shared by every run of a command: (flag, RunConfig field, type, help).
+SETTINGS = [
+    ("--model", "model", str, "network (see `list`; default cifar_resnet_20)"),
+    ("--dataset", "dataset", str, "data set (default cifar10)"),
+    ("--preset", "preset", str, f"training recipe: {' or '.join(PRESETS)} (default paper)"),
+    ("--epochs", "epochs", int, "override the preset's epochs (milestones scale with it)"),
+    ("--batch-size", "batch_size", int, "override the preset's batch size"),
+    ("--lr", "lr", float, "override the preset's learning rate"),
+    ("--subset", "subset", int, "class-balanced training examples"),
+    ("--test-subset", "test_subset", int, "class-balanced test examples"),
+    ("--width", "width", int, "network width (CIFAR ResNets)"),
+    ("--scope", "scope", str, "global (default) or layerwise threshold"),
+    ("--rounds", "rounds", int, "pruning rounds, exponential schedule (default: the method's)"),
+    ("--precision", "precision", str, f"{' or '.join(PRECISIONS)} (bf16: autocast)"),
+    ("--rewind-iter", "rewind_iter", int, "ltr: the step rewound to (default 2%% of training)"),
+]
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ConfigError, DataNotFoundError) as e:
@@ -31,47 +48,89 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pai_bench import commands
     parser = argparse.ArgumentParser(prog="python -m pai_bench",
                                      description="Benchmark pruning at initialization.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="prune, train and evaluate one configuration")
-    add_run_arguments(run)
-    run.set_defaults(func=cmd_run)
-    lst = sub.add_parser("list", help="list the methods, models and data sets")
+    run.add_argument("--method", required=True, help="a method or baseline (see `list`)")
+    run.add_argument("--sparsity", type=float, default=0.9,
+                     help="fraction of prunable weights removed, in [0, 1) (default 0.9)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--check", default="none", help="none, shuffle, reinit or invert")
+    run.add_argument("--prune-at", type=int, default=0, metavar="STEP",
+                     help="prune after STEP steps of dense training instead of at step 0")
+    add_settings(run)
+    run.set_defaults(func=commands.run)
+
+    sweep = sub.add_parser("sweep", help="methods x sparsities x seeds x checks, resumable")
+    sweep.add_argument("--config", type=Path, help="a TOML sweep file (see README)")
+    sweep.add_argument("--methods", type=_names, help="comma-separated")
+    sweep.add_argument("--sparsities", type=_floats)
+    sweep.add_argument("--seeds", type=_ints)
+    sweep.add_argument("--checks", type=_names)
+    sweep.add_argument("--prune-at", type=_ints, dest="prune_at_points")
+    add_settings(sweep)
+    add_workers(sweep)
+    sweep.set_defaults(func=commands.sweep)
+
+    repro = sub.add_parser("reproduce", help="run one of the paper's experiments")
+    repro.add_argument("name", help="main, ablations or early")
+    repro.add_argument("--scale", choices=("paper", "cpu"), default="cpu")
+    repro.add_argument("--out", type=Path, help="tables and figures (default results/<scale>/<name>)")
+    add_common(repro)
+    add_workers(repro)
+    repro.set_defaults(func=commands.reproduce)
+
+    for name, func, text in (("table", commands.table, "tables of every run in a results folder"),
+                             ("plot", commands.plot, "figures of every run in a results folder")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results-dir", type=Path)
+        p.add_argument("--out", type=Path, help="output folder (default <results>/report)")
+        if name == "table":
+            p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
+        else:
+            p.add_argument("--layer-sparsity", type=float, default=None,
+                           help="sparsity of the per-layer density figure (default: highest)")
+        p.set_defaults(func=func)
+
+    lst = sub.add_parser("list", help="list the methods, baselines, checks, models and data sets")
     lst.add_argument("--plugin", action="append", default=[], metavar="MODULE")
-    lst.set_defaults(func=cmd_list)
+    lst.set_defaults(func=commands.list_all)
     return parser
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    d = RunConfig.__dataclass_fields__
-    p.add_argument("--method", required=True, help="a scorer name (see `list`)")
-    p.add_argument("--model", default=d["model"].default)
-    p.add_argument("--dataset", default=d["dataset"].default)
-    p.add_argument("--sparsity", type=float, default=d["sparsity"].default,
-                   help="fraction of prunable weights removed, in [0, 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--preset", choices=PRESETS, default="paper")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--subset", type=int, help="class-balanced training examples")
-    p.add_argument("--test-subset", type=int, help="class-balanced test examples")
-    p.add_argument("--width", type=int, help="network width (CIFAR ResNets)")
-    p.add_argument("--scope", choices=("global", "layerwise"), default="global")
-    p.add_argument("--rounds", type=int, default=1, help="pruning rounds (exponential schedule)")
+def add_settings(p: argparse.ArgumentParser) -> None:
+    for flag, _, kind, text in SETTINGS:
+        p.add_argument(flag, type=kind, default=None, help=text)
     p.add_argument("--method-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the method, e.g. samples_per_class=5 (repeatable)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    add_common(p)
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first, registering the scorers it defines")
     p.add_argument("--data-root", type=Path,
                    help="data folder (default: $PAI_BENCH_DATA, else ./data)")
-    p.add_argument("--results-dir", type=Path, default=None,
+    p.add_argument("--results-dir", type=Path,
                    help="where runs are stored (default: $PAI_BENCH_RESULTS, else ./results)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, help="torch CPU threads (per worker in sweeps)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
+
+
+def settings(args) -> dict:
+    """The shared run settings the user gave (the rest keep RunConfig's defaults)."""
+    out = {field: getattr(args, flag[2:].replace("-", "_")) for flag, field, _, _ in SETTINGS}
+    out = {k: v for k, v in out.items() if v is not None}
+    if args.method_arg:
+        out["method_args"] = parse_method_args(args.method_arg)
+    return out
 
 
 def parse_method_args(items: list[str]) -> tuple[tuple[str, str], ...]:
@@ -96,54 +155,30 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def results_dir(args) -> Path:
+    return args.results_dir or paths.default_results_dir()
+
+
 def config_from_args(args) -> RunConfig:
-    return RunConfig(method=args.method, model=args.model, dataset=args.dataset,
-                     sparsity=args.sparsity, seed=args.seed, preset=args.preset,
-                     epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                     subset=args.subset, test_subset=args.test_subset, width=args.width,
-                     scope=args.scope, rounds=args.rounds,
-                     method_args=parse_method_args(args.method_arg), precision=args.precision)
+    return RunConfig(method=args.method, sparsity=args.sparsity, seed=args.seed,
+                     check=args.check, prune_at=args.prune_at, **settings(args))
 
 
-def cmd_run(args) -> int:
-    import methods
-    from pai_bench import report, runner
-    from pai_bench.data import resolve_data_root
-    methods.load_plugins(args.plugin)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    config = config_from_args(args)
-    device = resolve_device(args.device)
-    results_dir = args.results_dir or paths.default_results_dir()
-    runner.plan(config)  # every name checked before anything is loaded or written
-    stored = runner.stored_summary(config, results_dir)
-    if stored is None:
-        report.warn_if_slow(config, device, print)
-    summary = runner.execute(config, data_root=resolve_data_root(args.data_root),
-                             results_dir=results_dir, device=device,
-                             progress=not args.no_progress)
-    print(report.format_run(summary, paths.run_dir(results_dir, config), cached=stored is not None))
-    return 0 if summary["status"] == "finished" else 1
+def _split(text: str, kind):
+    try:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, "
+                                         f"got {text!r}") from None
 
 
-def cmd_list(args) -> int:
-    import methods
-    from pai_bench.data import DATASETS
-    from pai_bench.models import MODELS
-    methods.load_plugins(args.plugin)
-    print("methods:")
-    for name, cls in methods.SCORERS.items():
-        print(f"  {name:26s} {_first_line(cls.__doc__)}")
-    print("models:")
-    for name, spec in MODELS.items():
-        print(f"  {name:26s} {spec.description}")
-    print("datasets:")
-    for name, spec in DATASETS.items():
-        print(f"  {name:26s} {spec.description}")
-    return 0
+def _names(text: str):
+    return _split(text, str)
 
 
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+def _floats(text: str):
+    return _split(text, float)
+
+
+def _ints(text: str):
+    return _split(text, int)

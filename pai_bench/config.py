@@ -38,9 +38,12 @@ class RunConfig:
     test_subset: int | None = None
     width: int | None = None       # network width for models that take one
     scope: str = "global"          # "global" threshold over all layers, or "layerwise"
-    rounds: int = 1                # pruning rounds, exponential schedule
+    rounds: int | None = None      # pruning rounds, exponential schedule (None: the method's)
     method_args: tuple[tuple[str, Any], ...] = field(default=())
     precision: str = "fp32"        # "bf16": bfloat16 autocast (about 1.75x faster on CPU)
+    prune_at: int = 0              # scorers: optimizer steps of dense training before pruning
+    rewind_iter: int | None = None  # ltr: the step rewound to (None: 2% of training)
+    check: str = "none"            # a sanity check applied to the masks (sanity_checks/)
 
     def __post_init__(self):
         if not isinstance(self.sparsity, (int, float)) or not 0.0 <= self.sparsity < 1.0:
@@ -56,7 +59,13 @@ class RunConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if self.rounds < 1:
+        if not isinstance(self.prune_at, int) or self.prune_at < 0:
+            raise ConfigError(f"prune_at must be a non-negative integer, got {self.prune_at!r}")
+        if self.rewind_iter is not None and (not isinstance(self.rewind_iter, int)
+                                             or self.rewind_iter < 0):
+            raise ConfigError(f"rewind_iter must be a non-negative integer, "
+                              f"got {self.rewind_iter!r}")
+        if self.rounds is not None and (not isinstance(self.rounds, int) or self.rounds < 1):
             raise ConfigError(f"rounds must be >= 1, got {self.rounds!r}")
         # Option values are kept as strings so "5" and 5 name the same run; scorers convert them.
         object.__setattr__(self, "method_args",

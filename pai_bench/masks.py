@@ -71,13 +71,18 @@ class Masks(Mapping[str, torch.Tensor]):
     def sparsity(self) -> float:
         return 1.0 - self.density()
 
-    def layer_report(self) -> list[dict]:
-        """Per-layer rows: name, shape, total, kept, density, collapsed (nothing kept)."""
+    def layer_report(self, effective: "Masks | None" = None) -> list[dict]:
+        """Per-layer rows: name, shape, total, kept, density, collapsed (nothing kept); with
+        ``effective`` masks (``pai_bench.effective``) also effective_kept and effective_density."""
         rows = []
         for name, m in self._masks.items():
             kept, total = int(m.sum()), m.numel()
-            rows.append(dict(name=name, shape="x".join(map(str, m.shape)), total=total,
-                             kept=kept, density=kept / total, collapsed=kept == 0))
+            row = dict(name=name, shape="x".join(map(str, m.shape)), total=total,
+                       kept=kept, density=kept / total, collapsed=kept == 0)
+            if effective is not None:
+                eff = int(effective[name].sum())
+                row.update(effective_kept=eff, effective_density=eff / total)
+            rows.append(row)
         return rows
 
     def check_model(self, model: nn.Module) -> None:
@@ -91,10 +96,10 @@ class Masks(Mapping[str, torch.Tensor]):
                                   f"parameter has {tuple(params[name].shape)}")
 
     # Persistence
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, effective: "Masks | None" = None) -> None:
         """Save the masks and, beside them, the per-layer density report as CSV."""
         atomic_save_torch(dict(self._masks), path)
-        atomic_write_text(path.with_suffix(".layers.csv"), report_csv(self.layer_report()))
+        atomic_write_text(path.with_suffix(".layers.csv"), report_csv(self.layer_report(effective)))
 
     @classmethod
     def load(cls, path: Path) -> "Masks":

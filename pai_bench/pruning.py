@@ -17,12 +17,16 @@ Conventions
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Callable, Mapping
 
 import torch
 
 from pai_bench.errors import ConfigError, ScoreError
 from pai_bench.masks import Masks
+
+SAMPLE = 1 << 15  # scores sampled to place the pivot of ``top_among_alive`` (speed only)
 
 
 def keep_count(total: int, density: float) -> int:
@@ -49,11 +53,70 @@ def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask
 
 
-def _select(flat: torch.Tensor, density: float, lowest: bool) -> torch.Tensor:
-    k = keep_count(flat.numel(), density)
-    if lowest:
-        return ~topk_mask(flat, flat.numel() - k)
-    return topk_mask(flat, k)
+def top_among_alive(flat: list[torch.Tensor], alive: list[torch.Tensor], j: int,
+                    n_alive: int | None = None) -> list[torch.Tensor]:
+    """Masks of the ``j`` highest scores among the alive entries of flat per-layer tensors.
+
+    The result is exactly ``topk_mask`` of the alive scores concatenated in layer order (ties to
+    the lower index), but only a small candidate set is ranked. Iterative pruning keeps most
+    survivors each round, so it is cheaper to find the ``m - j`` to drop (m alive) when
+    ``j >= m - j``, and the ``j`` to keep otherwise. For the drop side, take a pivot p with at
+    least ``m - j`` alive scores <= p: every alive score > p is then strictly above the
+    ``(m - j)``-th lowest and is kept, so the choice is among the candidates ``alive & s <= p``
+    alone, in index order, which keeps the tie rule. The keep side mirrors it with ``s >= p``.
+    The pivot is a quantile of a seeded random sample of the scores, a little beyond the target
+    so the candidates almost surely suffice; if they do not, every alive entry is a candidate.
+    The sample changes only the speed, never the result. O(n) elementwise work per call and no
+    tensor as large as all the scores together (a 15M-score concatenation costs more than this).
+    ``n_alive``: the number of alive entries, if the caller has counted them already.
+    """
+    m = n_alive if n_alive is not None else sum(int(a.count_nonzero()) for a in alive)
+    if j >= m or j <= 0:
+        return [a.clone() if j > 0 else torch.zeros_like(a) for a in alive]
+    drop_side = j >= m - j
+    need = m - j if drop_side else j
+    pivot = _pivot(flat, alive, need / m, low=drop_side)
+    idx, vals = _candidates(flat, alive, pivot, low=drop_side)
+    if len(vals) < need:  # an unlucky sample: rank every survivor
+        idx, vals = _candidates(flat, alive, None, low=drop_side)
+    if drop_side:
+        chosen, out = ~topk_mask(vals, len(vals) - need), [a.clone() for a in alive]
+    else:
+        chosen, out = topk_mask(vals, need), [torch.zeros_like(a) for a in alive]
+    for o, i, c in zip(out, idx, torch.split(chosen, [len(i) for i in idx])):
+        o[i[c]] = not drop_side
+    return out
+
+
+def _pivot(flat: list[torch.Tensor], alive: list[torch.Tensor], q: float,
+           low: bool) -> torch.Tensor | None:
+    """A score with (very likely) a fraction >= q of alive scores below it (``low``) or above.
+
+    Binomial margin: 4 standard deviations of the sample count, plus a few entries.
+    """
+    total = sum(a.numel() for a in alive)
+    g = torch.Generator().manual_seed(0)
+    sample = []
+    for s, a in zip(flat, alive):
+        if s.numel():
+            pos = torch.randint(s.numel(), (-(-SAMPLE * s.numel() // total),), generator=g)
+            sample.append(s[pos][a[pos]])
+    sample = torch.cat(sample) if sample else torch.empty(0)
+    size = len(sample)
+    rank = math.ceil(q * size + 4 * math.sqrt(q * (1 - q) * size) + 8)
+    if rank >= size:
+        return None
+    return torch.kthvalue(sample, rank if low else size - rank + 1).values
+
+
+def _candidates(flat, alive, pivot: torch.Tensor | None,
+                low: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Per-layer indices and concatenated values of the alive scores on ``pivot``'s side."""
+    idx = []
+    for s, a in zip(flat, alive):
+        hit = a if pivot is None else (s <= pivot if low else s >= pivot).logical_and_(a)
+        idx.append(hit.nonzero().flatten())
+    return idx, torch.cat([s[i] for s, i in zip(flat, idx)])
 
 
 def check_scores(scores: Mapping[str, torch.Tensor], reference: Masks) -> None:
@@ -66,10 +129,13 @@ def check_scores(scores: Mapping[str, torch.Tensor], reference: Masks) -> None:
         if tuple(s.shape) != tuple(reference[name].shape):
             raise ScoreError(f"score {name!r} has shape {tuple(s.shape)}, "
                              f"expected {tuple(reference[name].shape)}")
-        if not bool(torch.isfinite(s).all()):
+        # A sum is finite only if every term is (inf and NaN propagate), and it is one read pass
+        # with no allocation; only a non-finite sum (possibly a finite overflow) needs the check.
+        if s.is_floating_point() and not bool(torch.isfinite(s.sum())):
             bad = int((~torch.isfinite(s)).sum())
-            raise ScoreError(f"score {name!r} has {bad} non-finite values (NaN or inf); "
-                             f"no mask is made from them")
+            if bad:
+                raise ScoreError(f"score {name!r} has {bad} non-finite values (NaN or inf); "
+                                 f"no mask is made from them")
 
 
 def global_masks(scores: Mapping[str, torch.Tensor], density: float, current: Masks,
@@ -77,11 +143,9 @@ def global_masks(scores: Mapping[str, torch.Tensor], density: float, current: Ma
     """One threshold over all surviving weights of all layers (the paper's default)."""
     check_scores(scores, current)
     names = list(current)
-    alive = torch.cat([current[n].flatten() for n in names])
-    flat = torch.cat([scores[n].detach().flatten().cpu().double() for n in names])
-    keep = torch.zeros_like(alive)
-    keep[alive] = _select(flat[alive], _alive_density(density, len(alive), alive), lowest)
-    return _unflatten(keep, current)
+    flat, alive = _flatten(scores, current, names)
+    keep = _keep(flat, alive, density, lowest)
+    return Masks({n: k.view(current[n].shape) for n, k in zip(names, keep)})
 
 
 def layerwise_masks(scores: Mapping[str, torch.Tensor], density: float, current: Masks,
@@ -89,29 +153,29 @@ def layerwise_masks(scores: Mapping[str, torch.Tensor], density: float, current:
     """The same fraction ``density`` of every layer survives (ranked within the layer)."""
     check_scores(scores, current)
     out = {}
-    for name, alive in current.items():
-        alive = alive.flatten()
-        flat = scores[name].detach().flatten().cpu().double()
-        keep = torch.zeros_like(alive)
-        keep[alive] = _select(flat[alive], _alive_density(density, len(alive), alive), lowest)
-        out[name] = keep.view(current[name].shape)
+    for name in current:
+        flat, alive = _flatten(scores, current, [name])
+        out[name] = _keep(flat, alive, density, lowest)[0].view(current[name].shape)
     return Masks(out)
 
 
-def _alive_density(density: float, total: int, alive: torch.Tensor) -> float:
-    """Density among the survivors that gives ``density`` of the whole (never above 1)."""
-    n_alive = int(alive.sum())
-    if n_alive == 0:
-        return 0.0
-    return min(1.0, keep_count(total, density) / n_alive)
+def _flatten(scores, current: Masks, names: list[str]) -> tuple[list[torch.Tensor], list]:
+    """Flat CPU scores in one common dtype (exact: a promotion), and flat alive masks."""
+    dtype = functools.reduce(torch.promote_types, [scores[n].dtype for n in names])
+    flat = [scores[n].detach().flatten().to("cpu", dtype) for n in names]
+    return flat, [current[n].flatten() for n in names]
 
 
-def _unflatten(flat: torch.Tensor, like: Masks) -> Masks:
-    out, i = {}, 0
-    for name, m in like.items():
-        out[name] = flat[i:i + m.numel()].view(m.shape)
-        i += m.numel()
-    return Masks(out)
+def _keep(flat: list[torch.Tensor], alive: list[torch.Tensor], density: float,
+          lowest: bool) -> list[torch.Tensor]:
+    """Keep ``keep_count(total, density)`` survivors: the highest, or with ``lowest`` the
+    complement of the highest ``n_alive - k`` (so the inversion is exact on ranks)."""
+    n_alive = sum(int(a.count_nonzero()) for a in alive)
+    k = min(keep_count(sum(a.numel() for a in alive), density), n_alive)
+    if not lowest:
+        return top_among_alive(flat, alive, k, n_alive)
+    top = top_among_alive(flat, alive, n_alive - k, n_alive)
+    return [a & ~t for a, t in zip(alive, top)]
 
 
 SCOPES: dict[str, Callable[..., Masks]] = {"global": global_masks, "layerwise": layerwise_masks}

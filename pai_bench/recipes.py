@@ -70,7 +70,7 @@ MLP = Recipe(batch_size=128, lr=0.05, epochs=20, milestones=(10, 15))
 
 # ``--preset smoke``: the same code path shrunk to about a minute on 2 CPU cores.
 SMOKE_EPOCHS = 2
-SMOKE_TRAIN_SUBSET = 5000  # class-balanced training images (10% of CIFAR-10)
+SMOKE_TRAIN_SUBSET = 10000  # class-balanced training images: 2 epochs = 156 steps of 128
 SMOKE_TEST_SUBSET = 2000   # class-balanced test images
 
 

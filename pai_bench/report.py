@@ -21,19 +21,37 @@ def format_run(summary: dict, run_dir: Path, cached: bool = False) -> str:
     lines = [f"run {run_dir}" + ("  (stored result, not retrained)" if cached else "")]
     layers = run_dir / paths.LAYERS
     if layers.exists():
-        lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s}")
+        lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s} "
+                     f"{'effective':>9s}")
         with open(layers) as f:
             for row in csv.DictReader(f):
-                flag = "  COLLAPSED" if row["collapsed"] == "True" else ""
+                eff = float(row.get("effective_density", "nan"))
+                flag = ("  COLLAPSED" if row["collapsed"] == "True" else
+                        "  DEAD (nothing effective)" if eff == 0 else "")
                 lines.append(f"  {row['name']:40s} {row['shape']:>16s} {row['kept']:>9s} "
-                             f"{float(row['density']):8.4f}{flag}")
+                             f"{float(row['density']):8.4f} {eff:9.4f}{flag}")
     acc = summary["test_accuracy"]
     lines.append(f"status: {summary['status']}")
     lines.append(f"sparsity of prunable weights: {summary['sparsity']:.6f} "
                  f"({summary['kept']} of {summary['prunable']} kept)")
+    if summary.get("effective_sparsity") is not None:
+        lines.append(f"effective sparsity: {summary['effective_sparsity']:.6f} "
+                     f"({summary['ineffective_kept']} kept weights on no input-output path)")
     lines.append("test accuracy: " + (f"{acc:.4f}" if acc is not None else "n/a") +
-                 f" on {summary['test_examples']} examples")
+                 f" on {summary['test_examples']} examples" + _dense(summary))
+    cost = summary.get("cost")
+    if cost:
+        lines.append(f"training cost: {cost['train_epochs']:.2f} epochs "
+                     f"({cost['dense_train_epochs']:.2f} dense + {cost['sparse_train_epochs']:.2f} "
+                     f"sparse), {cost['train_macs'] / 1e12:.4g} TMACs; inference: "
+                     f"{cost['inference_macs'] / 1e6:.4g} MMACs per example "
+                     f"(dense {cost['dense_inference_macs'] / 1e6:.4g})")
     return "\n".join(lines)
+
+
+def _dense(summary: dict) -> str:
+    dense = summary.get("dense_test_accuracy")
+    return f" (dense network: {dense:.4f})" if dense is not None else ""
 
 
 def estimate_seconds(config: RunConfig, device: torch.device) -> float:

@@ -1,7 +1,7 @@
 """Drive a scorer: one round or an iterative schedule, from a model to ``Masks``.
 
 The caller's model is never modified: scoring happens on a private copy whose weights are
-restored from the original (and the current masks applied) before every round, so a scorer may
+restored from the original, with the current masks applied, before every round, so a scorer may
 change parameters, modes and gradients freely, and a stale ``.grad`` left by earlier training can
 never leak into a score (the reference code leaks it into GraSP and SynFlow, PROTOCOL.md).
 """
@@ -21,21 +21,27 @@ from pai_bench.pruning import exponential_schedule, threshold
 
 def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator: torch.Generator,
                   num_classes: int, input_shape: tuple[int, int, int], data=None,
-                  rounds: int = 1, scope: str = "global", current: Masks | None = None,
+                  rounds: int | None = None, scope: str = "global", current: Masks | None = None,
                   lowest: bool = False, device: torch.device | str = "cpu") -> Masks:
     """Prune ``model`` to ``density`` with ``scorer`` in ``rounds`` rounds (exponential schedule).
 
     After round k the density is ``density ** (k / rounds)``; masks are applied between rounds and
-    weights pruned in one round are never brought back. ``lowest`` keeps the weights the method
+    weights pruned in one round are never brought back. ``rounds=None`` means the method's own
+    ``scorer.default_rounds`` (1, or 100 for SynFlow). ``lowest`` keeps the weights the method
     ranks lowest (the inversion check).
     """
+    rounds = scorer.default_rounds if rounds is None else rounds
     work = copy.deepcopy(model).to(device)
-    original = {k: v.detach().clone() for k, v in work.state_dict().items()}
     masks = current if current is not None else Masks.ones_like(work, prunable_names(work))
+    # The caller's weights with the current masks applied, kept apart from the scorer's copy.
+    # Masks only shrink, so re-applying each new mask keeps it equal to original ⊙ masks, and
+    # one state copy restores ``work`` (cheaper than restoring, then masking, the f64 SynFlow
+    # network: the masks would be converted to float64 every round).
+    pruned = copy.deepcopy(work)
+    apply_(pruned, masks)
     for d in exponential_schedule(density, rounds):
         with torch.no_grad():
-            work.load_state_dict(original)
-        apply_(work, masks)
+            work.load_state_dict(pruned.state_dict())
         work.zero_grad(set_to_none=True)
         work.train()
         ctx = ScoringContext(model=work, masks=masks, data=data, num_classes=num_classes,
@@ -43,4 +49,5 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
                              device=torch.device(device))
         scores = scorer.score(ctx)
         masks = threshold(scope, scores, d, masks, lowest=lowest)
+        apply_(pruned, masks)
     return masks

@@ -92,3 +92,39 @@ def test_exponential_schedule():
     assert max(ratios) - min(ratios) < 1e-12
     with pytest.raises(ConfigError):
         exponential_schedule(0.5, 0)
+
+
+def _reference_masks(scores, density, current, lowest):
+    """The plain algorithm: rank every survivor with topk_mask (global scope)."""
+    names = list(current)
+    alive = torch.cat([current[n].flatten() for n in names])
+    flat = torch.cat([scores[n].flatten().double() for n in names])[alive]
+    k = min(keep_count(alive.numel(), density), len(flat))
+    chosen = ~topk_mask(flat, len(flat) - k) if lowest else topk_mask(flat, k)
+    keep = torch.zeros_like(alive)
+    keep[alive] = chosen
+    out, i = {}, 0
+    for n in names:
+        out[n] = keep[i:i + current[n].numel()].view(current[n].shape)
+        i += current[n].numel()
+    return Masks(out)
+
+
+@pytest.mark.parametrize("sample", [1 << 15, 4])  # 4: the pivot sample is useless -> fallback
+def test_fast_selection_equals_ranking_every_survivor(sample, monkeypatch):
+    import pai_bench.pruning as pruning
+    monkeypatch.setattr(pruning, "SAMPLE", sample)
+    g = torch.Generator().manual_seed(1)
+    for trial in range(40):
+        shapes = {"a": (int(torch.randint(1, 300, (1,), generator=g)),), "b": (17, 23), "c": (5,)}
+        if trial % 2:
+            scores = {n: torch.randn(s, generator=g).double() for n, s in shapes.items()}
+        else:  # heavy ties, and float32 layers beside a float64 one
+            scores = {n: torch.randint(0, 4, s, generator=g).float() for n, s in shapes.items()}
+            scores["c"] = scores["c"].double()
+        current = Masks({n: torch.rand(s, generator=g) < float(torch.rand(1, generator=g))
+                         for n, s in shapes.items()})
+        density = float(torch.rand(1, generator=g))
+        for lowest in (False, True):
+            fast = global_masks(scores, density, current, lowest=lowest)
+            assert fast == _reference_masks(scores, density, current, lowest), (trial, lowest)

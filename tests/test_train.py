@@ -89,10 +89,11 @@ def test_divergence_is_raised(data):
 
 
 def test_training_learns_and_evaluate_counts(data):
-    model, _ = model_and_masks()
+    # the synthetic classes are linearly separable: an MLP must get them all but a few
+    model = create_model("mlp", num_classes=10, input_shape=(3, 32, 32), seed=0)
     test = load_split("synthetic", None, "test", subset=200, seed=0)
     before = evaluate(model, test)
     train(model, data, Recipe(batch_size=32, lr=0.05, epochs=3), seed=0)
     after = evaluate(model, test)
     assert after["examples"] == 200
-    assert after["loss"] < before["loss"] and after["accuracy"] > 0.3
+    assert after["loss"] < before["loss"] / 2 and after["accuracy"] > 0.9 > before["accuracy"]

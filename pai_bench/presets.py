@@ -1,0 +1,73 @@
+"""Named reproductions of the paper's experiments (Frankle et al. 2021), at two scales.
+
+``--scale paper``: the paper's networks, recipes, sparsity grid and 5 seeds (GPU-days).
+``--scale cpu``: a miniature of the same code path for 2 CPU cores, sized so that ``main`` and
+``ablations`` finish within an hour together (measured times in ``results/README.md``):
+
+* ResNet-20 at width 8 instead of 16 (about 4x fewer MACs; the same depth and topology, so the
+  same layer-collapse and per-layer-density effects);
+* 5,000 class-balanced CIFAR-10 training images (the test set: 2,000 images), 8 epochs with the
+  paper's schedule shape (x0.1 at 50% and 75%), bfloat16 autocast;
+* two sparsities, one moderate (0.8) and one where the methods part ways (0.968 = 1 - 0.2^...;
+  about 3% of weights remain), and 3 seeds, enough for Welch's test to call large differences.
+
+Each preset is a list of sweeps (one per network); ``python -m pai_bench reproduce NAME``.
+"""
+
+from __future__ import annotations
+
+from pai_bench.errors import ConfigError
+from pai_bench.sweep import SweepSpec
+
+PAI_METHODS = ("random", "magnitude", "snip", "grasp", "grasp_abs", "synflow")
+AFTER_TRAINING = ("magnitude_after_training", "ltr")
+CHECKS = ("none", "shuffle", "reinit", "invert")
+PAPER_MODELS = ("cifar_resnet_20", "cifar_vgg_16", "tinyimagenet_resnet_18",
+                "imagenet_resnet_50")
+PAPER_DATA = {"cifar_resnet_20": "cifar10", "cifar_vgg_16": "cifar10",
+              "tinyimagenet_resnet_18": "tinyimagenet", "imagenet_resnet_50": "imagenet"}
+# Weights remaining 0.8^k (the lottery-ticket grid), from 80% down to about 1.4%.
+PAPER_SPARSITIES = tuple(round(1 - 0.8**k, 6) for k in (1, 2, 3, 5, 7, 9, 11, 13, 15, 17, 19))
+PAPER_SEEDS = (0, 1, 2, 3, 4)
+EARLY_STEPS = (0, 100, 200, 500, 1000, 2000, 4000)
+
+CPU_RUN = dict(model="cifar_resnet_20", width=8, dataset="cifar10", epochs=8, subset=5000,
+               test_subset=2000, precision="bf16")
+CPU_SPARSITIES = (0.8, 0.968)
+CPU_SEEDS = (0, 1, 2)
+
+
+def _paper(methods, checks=("none",), prune_at=(0,)) -> list[SweepSpec]:
+    return [SweepSpec(methods=methods, sparsities=PAPER_SPARSITIES, seeds=PAPER_SEEDS,
+                      checks=checks, prune_at=prune_at,
+                      run=dict(model=m, dataset=PAPER_DATA[m])) for m in PAPER_MODELS]
+
+
+PRESETS: dict[str, dict[str, list[SweepSpec]]] = {
+    "main": {
+        "paper": _paper(PAI_METHODS + AFTER_TRAINING),
+        "cpu": [SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES,
+                          seeds=CPU_SEEDS, run=CPU_RUN)],
+    },
+    "ablations": {
+        "paper": _paper(PAI_METHODS[1:] + AFTER_TRAINING, checks=CHECKS),
+        "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow", "ltr"),
+                          sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS, checks=CHECKS,
+                          run=CPU_RUN)],
+    },
+    "early": {
+        "paper": _paper(("magnitude", "snip", "grasp", "synflow"), prune_at=EARLY_STEPS),
+        "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow"),
+                          sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
+                          prune_at=(0, 50, 100, 200), run=CPU_RUN)],
+    },
+}
+
+
+def load(name: str, scale: str) -> list[SweepSpec]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown experiment {name!r}; valid experiments: "
+                          f"{', '.join(sorted(PRESETS))}")
+    if scale not in PRESETS[name]:
+        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(PRESETS[name])}")
+    return PRESETS[name][scale]

@@ -1,0 +1,101 @@
+"""Sweeps survive SIGKILL; tables survive truncated files; sweep files are validated."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pai_bench.cli import main
+from pai_bench.errors import ConfigError
+from pai_bench.results import load_runs
+from pai_bench.sweep import spec_from_dict
+
+REPO = Path(__file__).resolve().parents[1]
+SWEEP = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "640",
+         "--test-subset", "100", "--no-progress", "--threads", "1"]
+
+
+def summaries(results: Path) -> list[Path]:
+    return sorted(results.glob("runs/*/summary.json"))
+
+
+def test_killed_sweep_resumes_and_records_every_run_once(tmp_path):
+    cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", "random,magnitude",
+           "--sparsities", "0.5,0.9", "--epochs", "12", *SWEEP, "--results-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    try:  # kill it while a run is half-trained: after one run, with a checkpoint of the next
+        while time.time() < deadline:
+            done = summaries(tmp_path)
+            partial = [p for p in tmp_path.glob("runs/*/checkpoint.pt")
+                       if not (p.parent / "summary.json").exists()]
+            if done and partial:
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    killed_with = len(summaries(tmp_path))
+    assert 1 <= killed_with < 4 and partial
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{killed_with} already done" in again.stderr + again.stdout
+    found = summaries(tmp_path)
+    assert len(found) == 4 and len({p.parent for p in found}) == 4
+    for path in found:
+        summary = json.loads(path.read_text())
+        assert summary["status"] == "finished"
+        steps = [int(line.split(",")[0]) for line in
+                 (path.parent / "metrics.csv").read_text().splitlines()[1:]]
+        assert steps == sorted(set(steps)) and len(steps) == 12  # resumed, no duplicate rows
+        assert not (path.parent / "checkpoint.pt").exists()
+    # a third invocation has nothing left to do
+    third = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "4 already done, 0 to run" in third.stderr + third.stdout
+
+
+def test_table_warns_about_a_truncated_result_and_goes_on(tmp_path, capsys):
+    assert main(["sweep", "--methods", "random", "--sparsities", "0.5", "--seeds", "0,1",
+                 "--epochs", "1", *SWEEP, "--results-dir", str(tmp_path)]) == 0
+    first, second = summaries(tmp_path)
+    second.write_text(second.read_text()[:40])  # a truncated file
+    with pytest.warns(UserWarning, match=str(second)):
+        runs = load_runs(tmp_path)
+    assert len(runs) == 1
+    with pytest.warns(UserWarning, match="skipping unreadable result"):
+        assert main(["table", "--results-dir", str(tmp_path)]) == 0
+    assert "random" in capsys.readouterr().out
+
+
+def test_sweep_specs_are_validated():
+    with pytest.raises(ConfigError, match="unknown sweep keys"):
+        spec_from_dict({"methods": ["snip"], "sparsity": [0.9]})
+    with pytest.raises(ConfigError, match="unknown run settings"):
+        spec_from_dict({"methods": ["snip"], "run": {"modle": "mlp"}})
+    with pytest.raises(ConfigError, match="at least one method"):
+        spec_from_dict({"sparsities": [0.9]})
+    spec = spec_from_dict({"methods": ["snip", "ltr"], "seeds": [0, 1], "prune_at": [0, 100],
+                           "run": {"model": "mlp"}})
+    configs = spec.configs()
+    # prune-at points apply to scorers only: snip 2 seeds x 2 points, ltr 2 seeds
+    assert len(configs) == 6 and all(c.model == "mlp" for c in configs)
+
+
+def test_sweep_from_a_toml_file(tmp_path, capsys):
+    path = tmp_path / "sweep.toml"
+    path.write_text('methods = ["random", "magnitude"]\nsparsities = [0.7]\n'
+                    '[run]\nmodel = "mlp"\ndataset = "synthetic"\nepochs = 1\nbatch_size = 32\n'
+                    'subset = 320\ntest_subset = 50\n')
+    assert main(["sweep", "--config", str(path), "--no-progress",
+                 "--results-dir", str(tmp_path / "r")]) == 0
+    assert len(summaries(tmp_path / "r")) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text('methods = ["nope"]\n')
+    assert main(["sweep", "--config", str(bad), "--results-dir", str(tmp_path / "r")]) == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
