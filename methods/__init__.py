@@ -11,7 +11,7 @@ import importlib
 from importlib import metadata
 
 from methods.base import SCORERS, Scorer, ScoringContext, make_scorer
-from methods import grasp, simple, snip, synflow  # noqa: F401  (registers the built-ins)
+from methods import grasp, layer_ratios, simple, snip, synflow  # noqa: F401  (registers them)
 
 from pai_bench.errors import ConfigError
 

@@ -85,6 +85,11 @@ class Scorer:
         """Return ``{parameter name: score tensor}`` for every name in ``ctx.masks``."""
         raise NotImplementedError
 
+    def layer_densities(self, masks: Masks, density: float) -> dict[str, float] | None:
+        """Per-layer densities this method imposes at overall ``density``, or None (the default:
+        the run's global or layerwise threshold decides). Scores then rank within each layer."""
+        return None
+
 
 def make_scorer(name: str, options: dict[str, Any] | None = None) -> Scorer:
     """Instantiate the scorer ``name``; option values given as strings are converted by type."""

@@ -4,12 +4,15 @@
 ``--scale cpu``: a miniature of the same code path for 2 CPU cores, sized so that ``main`` and
 ``ablations`` finish within an hour together (measured times in ``results/README.md``):
 
-* ResNet-20 at width 8 instead of 16 (about 4x fewer MACs; the same depth and topology, so the
-  same layer-collapse and per-layer-density effects);
-* 5,000 class-balanced CIFAR-10 training images (the test set: 2,000 images), 8 epochs with the
-  paper's schedule shape (x0.1 at 50% and 75%), bfloat16 autocast;
-* two sparsities, one moderate (0.8) and one where the methods part ways (0.968 = 1 - 0.2^...;
-  about 3% of weights remain), and 3 seeds, enough for Welch's test to call large differences.
+* ResNet-20 at width 8 instead of 16 (about 4x fewer MACs, 68k prunable weights; the same
+  depth and topology, so the same layer-collapse and per-layer-density effects); measured here
+  at about 1,150 images/s per core with bfloat16 autocast, against 300 for width 16 in float32;
+* 5,000 class-balanced CIFAR-10 training images, 8 epochs with the paper's schedule shape
+  (x0.1 at 50% and 75%), bfloat16 autocast; the full 10,000-image test set (evaluation is cheap,
+  and it halves the noise of a 2,000-image slice);
+* sparsities 0.5 and 0.9: at width 8, 90% sparsity leaves 6.8k weights, where the methods part
+  ways without all collapsing to chance; 3 seeds, enough for Welch's test to call large
+  differences. The ablations use 0.9 only.
 
 Each preset is a list of sweeps (one per network); ``python -m pai_bench reproduce NAME``.
 """
@@ -32,8 +35,8 @@ PAPER_SEEDS = (0, 1, 2, 3, 4)
 EARLY_STEPS = (0, 100, 200, 500, 1000, 2000, 4000)
 
 CPU_RUN = dict(model="cifar_resnet_20", width=8, dataset="cifar10", epochs=8, subset=5000,
-               test_subset=2000, precision="bf16")
-CPU_SPARSITIES = (0.8, 0.968)
+               precision="bf16")
+CPU_SPARSITIES = (0.5, 0.9)
 CPU_SEEDS = (0, 1, 2)
 
 

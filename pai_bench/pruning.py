@@ -178,6 +178,62 @@ def _keep(flat: list[torch.Tensor], alive: list[torch.Tensor], density: float,
     return [a & ~t for a, t in zip(alive, top)]
 
 
+def fixed_layer_masks(scores: Mapping[str, torch.Tensor], densities: Mapping[str, float],
+                      density: float, current: Masks, lowest: bool = False) -> Masks:
+    """Each layer keeps its share of ``densities`` (ranked within the layer), with per-layer
+    counts rounded so that the whole network keeps exactly ``keep_count(total, density)``."""
+    check_scores(scores, current)
+    sizes = {n: m.numel() for n, m in current.items()}
+    counts = layer_counts(sizes, densities, keep_count(sum(sizes.values()), density))
+    out = {}
+    for name in current:
+        flat, alive = _flatten(scores, current, [name])
+        out[name] = _keep(flat, alive, counts[name] / sizes[name], lowest)[0].view(current[name].shape)
+    return Masks(out)
+
+
+def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float) -> dict[str, float]:
+    """Erdos-Renyi-Kernel layer densities (Evci et al. 2020, RigL, appendix).
+
+    Layer l keeps a fraction ``eps * sum(shape_l) / prod(shape_l)`` of its weights (for a conv,
+    ``(c_out + c_in + k_h + k_w) / (c_out c_in k_h k_w)``), ``eps`` chosen so that the network
+    keeps ``density`` of all its weights; a layer whose fraction would exceed 1 is kept dense and
+    ``eps`` solved again over the others (small layers, such as the first conv, go dense first).
+    """
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
+    target = density * sum(sizes.values())
+    dense: set[str] = set()
+    while True:
+        free = [n for n in shapes if n not in dense]
+        budget = target - sum(sizes[n] for n in dense)
+        eps = budget / sum(raw[n] * sizes[n] for n in free) if free else 0.0
+        over = [n for n in free if eps * raw[n] > 1]
+        if not over:
+            return {n: 1.0 if n in dense else eps * raw[n] for n in shapes}
+        dense.update(over)
+
+
+def layer_counts(sizes: Mapping[str, int], densities: Mapping[str, float],
+                 total: int) -> dict[str, int]:
+    """Per-layer kept counts from fractional densities, summing exactly to ``total``.
+
+    Largest-remainder rounding: floor every ``size * density``, then give the missing weights one
+    at a time to the layers with the largest remainders (ties to the earlier layer), never above
+    a layer's size.
+    """
+    exact = {n: min(float(sizes[n]), sizes[n] * densities[n]) for n in sizes}
+    counts = {n: int(math.floor(v)) for n, v in exact.items()}
+    missing = total - sum(counts.values())
+    for n in sorted(sizes, key=lambda n: counts[n] - exact[n]):
+        if missing <= 0:
+            break
+        if counts[n] < sizes[n]:
+            counts[n] += 1
+            missing -= 1
+    return counts
+
+
 SCOPES: dict[str, Callable[..., Masks]] = {"global": global_masks, "layerwise": layerwise_masks}
 
 

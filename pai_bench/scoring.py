@@ -16,7 +16,7 @@ from torch import nn
 from methods.base import Scorer, ScoringContext
 from pai_bench.masks import Masks, apply_
 from pai_bench.models import prunable_names
-from pai_bench.pruning import exponential_schedule, threshold
+from pai_bench.pruning import exponential_schedule, fixed_layer_masks, threshold
 
 
 def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator: torch.Generator,
@@ -48,6 +48,10 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
                              input_shape=input_shape, generator=generator,
                              device=torch.device(device))
         scores = scorer.score(ctx)
-        masks = threshold(scope, scores, d, masks, lowest=lowest)
+        layer_densities = scorer.layer_densities(masks, d)
+        if layer_densities is None:
+            masks = threshold(scope, scores, d, masks, lowest=lowest)
+        else:  # the method fixes each layer's density itself; scope does not apply
+            masks = fixed_layer_masks(scores, layer_densities, d, masks, lowest=lowest)
         apply_(pruned, masks)
     return masks

@@ -127,3 +127,40 @@ def test_compare_against_scipy_and_a_hand_computation():
 
 def test_every_check_is_registered():
     assert set(CHECKS.names()) == {"none", "shuffle", "reinit", "invert"}
+
+
+def test_erk_densities_by_hand_and_exact_totals():
+    from pai_bench.pruning import erk_densities, fixed_layer_masks, layer_counts
+    shapes = {"conv": (16, 3, 3, 3), "big": (64, 64, 3, 3), "fc": (10, 64)}
+    d = erk_densities(shapes, 0.1)
+    # raw ERK fractions: (16+3+3+3)/432, (64+64+3+3)/36864, (10+64)/640. Over all three,
+    # eps = 3793.6 / (25 + 134 + 74) puts conv above 1; without conv, eps = 3361.6 / 208 puts fc
+    # at 1.87 > 1; so conv and fc are dense and eps = (3793.6 - 432 - 640) / 134.
+    sizes = {"conv": 432, "big": 36864, "fc": 640}
+    assert d["conv"] == 1.0 and d["fc"] == 1.0
+    eps = (0.1 * 37936 - 432 - 640) / 134
+    assert d["big"] == pytest.approx(eps * 134 / 36864)
+    assert sum(d[n] * sizes[n] for n in sizes) == pytest.approx(0.1 * 37936)
+    counts = layer_counts(sizes, d, 3794)
+    assert sum(counts.values()) == 3794 and counts["conv"] == 432
+    ones = Masks({n: torch.ones(s, dtype=torch.bool) for n, s in shapes.items()})
+    scores = {n: torch.rand(s, generator=torch.Generator().manual_seed(0)) for n, s in shapes.items()}
+    m = fixed_layer_masks(scores, d, 0.1, ones)
+    assert m.kept() == round(0.1 * 37936)
+    assert {n: int(m[n].sum()) for n in m} == layer_counts(sizes, d, m.kept())
+
+
+@pytest.mark.parametrize("method", ["random_erk", "random_uniform"])
+def test_layer_ratio_baselines_impose_their_densities(method):
+    from methods import make_scorer
+    from pai_bench.scoring import compute_masks
+    model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=0)
+    masks = compute_masks(make_scorer(method), model, density=0.05,
+                          generator=torch.Generator().manual_seed(0), num_classes=10,
+                          input_shape=(3, 32, 32))
+    assert masks.kept() == round(0.05 * masks.total())
+    dens = {r["name"]: r["density"] for r in masks.layer_report()}
+    if method == "random_uniform":
+        assert all(abs(v - 0.05) < 1e-3 for v in dens.values())
+    else:  # ERK: the first conv (small, few params) is denser than the widest 3x3 convs
+        assert dens["conv.weight"] > 3 * dens["blocks.8.conv2.weight"]

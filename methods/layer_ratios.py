@@ -1,0 +1,47 @@
+"""Random pruning with chosen per-layer densities: the layer-ratio baselines of the follow-up
+literature (Su et al. 2020, "Sanity-checking pruning methods"; Liu et al. 2022, "The
+unreasonable effectiveness of random pruning").
+
+If the layerwise shuffle check leaves a method's accuracy unchanged (the paper's finding), all
+that method contributes is its per-layer densities; these two fix the densities by a formula
+and the positions at random, so they are what a method has to beat. (A method's own densities
+with random positions is ``--check shuffle`` on that method.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.base import Scorer, ScoringContext
+from pai_bench.masks import Masks
+from pai_bench.pruning import erk_densities
+
+
+class _RandomPositions(Scorer):
+    needs_data = False
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        return {n: torch.rand(m.shape, generator=ctx.generator, dtype=torch.float64)
+                for n, m in ctx.masks.items()}
+
+
+@dataclass
+class RandomERK(_RandomPositions):
+    """Random positions, Erdos-Renyi-Kernel layer densities (Evci et al. 2020)."""
+
+    name = "random_erk"
+
+    def layer_densities(self, masks: Masks, density: float) -> dict[str, float]:
+        return erk_densities({n: tuple(m.shape) for n, m in masks.items()}, density)
+
+
+@dataclass
+class RandomUniform(_RandomPositions):
+    """Random positions, the same density in every layer."""
+
+    name = "random_uniform"
+
+    def layer_densities(self, masks: Masks, density: float) -> dict[str, float]:
+        return {n: density for n in masks}
