@@ -12,23 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from methods.base import Scorer, ScoringContext
+from methods.simple import Random
 from pai_bench.masks import Masks
 from pai_bench.pruning import erk_densities
 
 
-class _RandomPositions(Scorer):
-    needs_data = False
-
-    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
-        return {n: torch.rand(m.shape, generator=ctx.generator, dtype=torch.float64)
-                for n, m in ctx.masks.items()}
-
-
 @dataclass
-class RandomERK(_RandomPositions):
+class RandomERK(Random):
     """Random positions, Erdos-Renyi-Kernel layer densities (Evci et al. 2020)."""
 
     name = "random_erk"
@@ -38,7 +28,7 @@ class RandomERK(_RandomPositions):
 
 
 @dataclass
-class RandomUniform(_RandomPositions):
+class RandomUniform(Random):
     """Random positions, the same density in every layer."""
 
     name = "random_uniform"
