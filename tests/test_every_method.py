@@ -1,0 +1,31 @@
+"""Every registered method and baseline, under every sanity check, through the CLI."""
+
+import json
+
+import pytest
+
+import methods
+from baselines import BASELINES
+from pai_bench.cli import main
+from sanity_checks import CHECKS
+
+TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",
+        "--subset", "128", "--test-subset", "50", "--sparsity", "0.8", "--no-progress"]
+BUILTIN = sorted(set(methods.SCORERS.names()) - {"test_row_sum"}) + BASELINES.names()
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return tmp_path_factory.mktemp("every")  # one folder: the baselines share one dense run
+
+
+@pytest.mark.parametrize("check", CHECKS.names())
+@pytest.mark.parametrize("method", BUILTIN)
+def test_method_with_check(method, check, results, capsys):
+    assert main(["run", "--method", method, "--check", check, *TINY,
+                 "--results-dir", str(results)]) == 0
+    assert "test accuracy:" in capsys.readouterr().out
+    (summary,) = [json.loads(p.read_text()) for p in results.glob(f"runs/{method}-*/summary.json")
+                  if json.loads(p.read_text())["config"]["check"] == check]
+    assert summary["status"] == "finished"
+    assert summary["kept"] == round(0.2 * summary["prunable"])
