@@ -122,6 +122,13 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 def add_workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
+    from pai_bench.sweep import EXECUTORS
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where runs execute: local processes (default) or a Ray cluster "
+                        "(needs pip install -e '.[ray]'; see README)")
+    p.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="head node of the Ray cluster (default: $RAY_ADDRESS, else a cluster "
+                        "started on this machine, else a new local one)")
 
 
 def settings(args) -> dict:

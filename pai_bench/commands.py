@@ -57,7 +57,8 @@ def _sweep(configs, args, device) -> int:
     results = sw.run_sweep(configs, data_root=resolve_data_root(args.data_root),
                            results_dir=results_dir(args), device=str(device),
                            workers=args.workers, threads=args.threads or 1,
-                           plugins=tuple(args.plugin), progress=not args.no_progress)
+                           plugins=tuple(args.plugin), progress=not args.no_progress,
+                           executor=args.executor, ray_address=args.ray_address)
     failed = [r for r in results if r["status"] == "failed"]
     print(f"[pai-bench] sweep done: {len(results)} run(s) this time, {len(failed)} failed")
     return 1 if failed else 0

@@ -9,6 +9,7 @@ checkpoint. A run that fails for another reason than divergence is reported, wri
 ``workers > 1`` runs that many runs at once in separate processes, each with
 ``threads`` torch threads (1 by default: on a 2-core machine two 1-thread runs beat one 2-thread
 run, see the README). Runs that share a dense network wait for one another (``pai_bench.dense``).
+``executor="ray"`` sends the runs to a Ray cluster instead (``pai_bench.ray_executor``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_write_text
 
+EXECUTORS = ("local", "ray")
 AXES = {"methods": "method", "sparsities": "sparsity", "seeds": "seed", "checks": "check",
         "prune_at": "prune_at"}
 
@@ -120,29 +122,40 @@ def _die_with_parent() -> None:
 
 def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device: str = "cpu",
               workers: int = 1, threads: int | None = 1, plugins: tuple[str, ...] = (),
-              progress: bool = True, say=print) -> list[dict]:
-    """Run every unfinished config; one progress bar with an ETA and a line per finished run."""
+              progress: bool = True, say=print, executor: str = "local",
+              ray_address: str | None = None) -> list[dict]:
+    """Run every unfinished config; one progress bar with an ETA and a line per finished run.
+
+    ``executor``: ``"local"`` (``workers`` processes here) or ``"ray"`` (a Ray cluster at
+    ``ray_address``, see ``pai_bench.ray_executor``)."""
     from tqdm.auto import tqdm
     from pai_bench import runner
+    where = _check_executor(executor, workers, ray_address)
     for c in configs:  # every name and option checked before anything runs
         runner.plan(c)
     todo = pending(configs, results_dir)
     say(f"[pai-bench] sweep: {len(configs)} runs, {len(configs) - len(todo)} already done, "
-        f"{len(todo)} to run with {workers} worker(s)")
+        f"{len(todo)} to run {where}")
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
     results = []
 
     def finished(config, summary, t0):
         acc = summary.get("test_accuracy")
         text = f"{acc:.4f}" if isinstance(acc, float) else summary.get("error", "n/a")
+        seconds = summary.get("seconds") or time.perf_counter() - t0  # the run's own time
         bar.write(f"  {config.method:26s} sparsity {config.sparsity:<7g} seed {config.seed} "
                   f"check {config.check:8s} prune_at {config.prune_at:<6d} "
-                  f"{summary['status']:9s} {text}  ({time.perf_counter() - t0:.0f} s)")
+                  f"{summary['status']:9s} {text}  ({seconds:.0f} s)")
         bar.update(1)
         results.append(summary)
 
     args = (data_root, str(results_dir), device, threads, tuple(plugins))
-    if workers <= 1:
+    if executor == "ray":
+        from pai_bench import ray_executor
+        ray_executor.run(todo, data_root=data_root, results_dir=results_dir, device=device,
+                         threads=threads or 1, plugins=tuple(plugins), address=ray_address,
+                         on_finish=finished, say=bar.write)
+    elif workers <= 1:
         for c in todo:
             t0 = time.perf_counter()
             finished(c, run_one(c, *args), t0)
@@ -160,4 +173,21 @@ def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device:
     return results
 
 
-__all__ = ["SweepSpec", "load_spec", "spec_from_dict", "pending", "run_sweep", "run_one"]
+def _check_executor(executor: str, workers: int, ray_address: str | None) -> str:
+    """Validate the executor options; return where the runs go, for the first line."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if executor == "local":
+        if ray_address is not None:
+            raise ConfigError("--ray-address applies to --executor ray")
+        return f"with {workers} worker(s)"
+    from pai_bench.ray_executor import require_ray
+    require_ray()
+    if workers != 1:
+        raise ConfigError("--workers applies to --executor local; on Ray, the runs at once are "
+                          "the cluster's CPUs divided by --threads")
+    return f"on the Ray cluster at {ray_address or 'the default address'}"
+
+
+__all__ = ["SweepSpec", "load_spec", "spec_from_dict", "pending", "run_sweep", "run_one",
+           "EXECUTORS"]

@@ -1,0 +1,146 @@
+"""Sweeps on a Ray cluster: every run is a Ray task; its results land where a local run's do.
+
+``sweep --executor ray --ray-address HOST:PORT`` sends each unfinished run of a sweep to a Ray
+cluster (``ray start`` on every node, see the README) as one task that calls
+:func:`pai_bench.sweep.run_one`, the function a local worker calls. What that implies:
+
+- **Results.** A task writes its run itself into ``<results>/runs/<method>-<hash>/`` with the
+  same atomic writes as a local run, so ``table`` and ``plot`` read a sweep the same wherever its
+  runs ran, and a sweep can be resumed locally or on another cluster. This needs the results
+  folder on a filesystem shared by every node, mounted at the same path (the driver passes the
+  absolute path); a task on a node that does not see the folder fails saying so, instead of
+  writing results nobody will read.
+- **Dense networks** of the after-training baselines are shared through ``<results>/dense/`` and
+  its lock file (``pai_bench.dense``), as between local workers: the shared filesystem must
+  support ``fcntl`` locks across nodes (a local disk, NFSv4; Lustre mounted with ``-o flock``).
+- **Resources.** A task asks for ``threads`` CPUs (its torch threads) and, on CUDA, one GPU, so
+  Ray runs as many at once as the nodes hold. Ray sets ``CUDA_VISIBLE_DEVICES`` to the GPU it
+  gave the task, so every CUDA device name becomes ``cuda``.
+- **Failures.** A run's own exception is caught by ``run_one`` and recorded as failed; Ray does
+  not retry it (``retry_exceptions=False``). A task whose worker process dies (killed, out of
+  memory, node lost) is retried up to ``MAX_RETRIES`` times, and the retry resumes from the
+  run's last checkpoint, or returns the stored summary if the run had finished
+  (``runner.execute`` is idempotent). A per-run lock file makes a retry wait for an attempt that
+  is still alive (on a node Ray declared dead that is not), so no run completes twice.
+
+Ray is an optional extra (``pip install -e '.[ray]'``), imported here only, and only when asked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from pai_bench import paths
+from pai_bench.errors import ConfigError, PaiBenchError
+
+MAX_RETRIES = 3                # worker deaths survived per run; each retry resumes the run
+TASK_PREFIX = "pai-bench:"     # task name and worker process title: ray::pai-bench:<run folder>
+INSTALL = "pip install -e '.[ray]'"
+
+
+def require_ray():
+    """The ``ray`` module, or a ConfigError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--executor ray needs Ray, which is not installed; install it with "
+                          f"{INSTALL}") from None
+    return ray
+
+
+def run_task(config, data_root: str, results_dir: str, device: str, threads: int,
+             plugins: tuple[str, ...]) -> dict:
+    """The body of a run's Ray task: ``run_one`` on the shared results folder, under its lock."""
+    from pai_bench.sweep import run_one
+    results = Path(results_dir)
+    if not results.is_dir():
+        raise PaiBenchError(f"results folder {results} not found on node {socket.gethostname()}: "
+                            "--executor ray needs it on a filesystem shared by every node")
+    with run_lock(results, config):
+        return run_one(config, data_root, results_dir, device, threads, plugins)
+
+
+@contextmanager
+def run_lock(results_dir: Path, config):
+    """An exclusive lock on one run, held while it executes (released by the kernel if the
+    holder dies). Beside the run's folder, so a run that fails validation leaves no folder."""
+    rdir = paths.run_dir(results_dir, config)
+    rdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(rdir.parent / f".{rdir.name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run(todo: list, *, data_root, results_dir, device: str, threads: int,
+        plugins: tuple[str, ...], address: str | None, on_finish, say=print) -> None:
+    """Run every config of ``todo`` as a Ray task; ``on_finish(config, summary, t0)`` per run,
+    in the order they finish. ``address``: ``HOST:PORT`` of the head node; None means Ray's
+    default ($RAY_ADDRESS, else a cluster started on this machine, else a new local one)."""
+    if not todo:
+        return
+    ray = require_ray()
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise ConfigError(f"cannot connect to the Ray cluster at {address}: {e}") from None
+    try:
+        gpus = 1 if device.startswith("cuda") else 0
+        say(f"[pai-bench] Ray cluster: {_describe(ray.nodes())}")
+        _check_feasible(ray.nodes(), threads, gpus)
+        remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=MAX_RETRIES,
+                            retry_exceptions=False)(run_task)
+        results = Path(results_dir).resolve()
+        results.mkdir(parents=True, exist_ok=True)
+        args = (str(Path(data_root).resolve()), str(results), "cuda" if gpus else device,
+                threads, tuple(plugins))
+        refs = {}
+        for c in todo:
+            name = TASK_PREFIX + paths.run_dir(results, c).name
+            refs[remote.options(name=name).remote(c, *args)] = (c, time.perf_counter())
+        remaining = list(refs)
+        while remaining:
+            done, remaining = ray.wait(remaining, num_returns=1)
+            for ref in done:
+                c, t0 = refs[ref]
+                on_finish(c, _result(ray, ref, c), t0)
+    finally:
+        if connected_here:
+            ray.shutdown()  # disconnects this driver; the cluster keeps running
+
+
+def _result(ray, ref, config) -> dict:
+    """The task's summary; a task that failed outside ``run_one`` (its node cannot see the
+    results, its worker died more than MAX_RETRIES times) is a failed run, like a local one."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:
+        cause = getattr(e, "cause", None) or e  # a task's exception, without Ray's traceback
+        return {"status": "failed", "error": f"{type(cause).__name__}: {cause}".splitlines()[0],
+                "config": config}
+
+
+def _describe(nodes: list[dict]) -> str:
+    alive = [n["Resources"] for n in nodes if n.get("Alive")]
+    total = {k: sum(r.get(k, 0) for r in alive) for k in ("CPU", "GPU")}
+    return f"{len(alive)} node(s), {total['CPU']:g} CPU(s), {total['GPU']:g} GPU(s)"
+
+
+def _check_feasible(nodes: list[dict], cpus: int, gpus: int) -> None:
+    """Ray would wait forever for a task no node can hold: say so before submitting."""
+    alive = [n["Resources"] for n in nodes if n.get("Alive")]
+    if not any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in alive):
+        raise ConfigError(f"no node of the Ray cluster has {cpus} CPU(s) and {gpus} GPU(s) for a "
+                          f"run ({_describe(nodes)}); lower --threads or add nodes")
+
+
+__all__ = ["run", "run_task", "require_ray", "MAX_RETRIES", "TASK_PREFIX"]
