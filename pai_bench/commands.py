@@ -101,7 +101,7 @@ def _figures(results: Path, runs, out: Path, layer_sparsity: float | None) -> li
     from pai_bench import plots
     s = layer_sparsity if layer_sparsity is not None else float(runs["sparsity"].max())
     return (plots.accuracy_vs_sparsity(runs, out) + plots.checks_per_method(runs, out)
-            + plots.layer_densities(results, runs, s, out))
+            + plots.pruning_early(runs, out) + plots.layer_densities(results, runs, s, out))
 
 
 def _report(results: Path, out: Path, latex: bool, configs) -> None:

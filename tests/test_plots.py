@@ -1,0 +1,111 @@
+"""Figures: `plot` writes every figure as PNG and PDF, and each one shows what it says it shows."""
+
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from pai_bench import plots
+from pai_bench.cli import main
+from pai_bench.results import load_runs
+
+SWEEP = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "320",
+         "--test-subset", "100", "--epochs", "1", "--no-progress", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("plots")
+    assert main(["sweep", "--methods", "random,magnitude_after_training", "--sparsities", "0.5,0.9",
+                 "--seeds", "0,1", "--checks", "none,shuffle", *SWEEP,
+                 "--results-dir", str(root)]) == 0
+    assert main(["sweep", "--methods", "random,magnitude", "--sparsities", "0.9", "--seeds", "0,1",
+                 "--prune-at", "0,5", *SWEEP, "--results-dir", str(root)]) == 0
+    return root
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Capture each figure as it is saved, keyed by file stem, and still write it to disk."""
+    captured = {}
+    save = plots._save
+
+    def spy(fig, out_dir, name):
+        captured[name] = fig
+        return save(fig, out_dir, name)
+
+    monkeypatch.setattr(plots, "_save", spy)
+    return captured
+
+
+def legend_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_plot_writes_every_figure_in_png_and_pdf(results, tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert main(["plot", "--results-dir", str(results), "--out", str(out)]) == 0
+    stems = {"accuracy_vs_sparsity_mlp", "checks_mlp", "pruning_early_mlp",
+             "layer_density_mlp_0.9"}
+    assert {p.name for p in out.iterdir()} == {f"{s}.{e}" for s in stems for e in ("png", "pdf")}
+    for stem in stems:
+        image = matplotlib.image.imread(out / f"{stem}.png")
+        assert image.shape[0] > 300 and image.shape[1] > 300
+        assert (image[..., :3] < 0.5).any()  # something dark was drawn, not a blank canvas
+        assert (out / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_accuracy_figure_has_a_line_per_method_and_the_dense_reference(results, tmp_path,
+                                                                       figures):
+    runs = load_runs(results)
+    plots.accuracy_vs_sparsity(runs, tmp_path)
+    ax = figures["accuracy_vs_sparsity_mlp"].axes[0]
+    assert legend_labels(ax) == ["magnitude", "magnitude_after_training", "random", "dense"]
+    assert ax.get_xscale() == "log" and ax.xaxis_inverted()  # weights remaining, decreasing
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "50"]
+    # the plotted means are the seed means of the unmodified runs pruned at step 0
+    base = runs[(runs["check"] == "none") & (runs["method"] == "random") & (runs["prune_at"] == 0)]
+    expected = 100 * base.groupby("sparsity")["test_accuracy"].mean().sort_index()
+    line = next(c.lines[0] for c in ax.containers if c.get_label() == "random")
+    assert list(line.get_ydata()) == pytest.approx(list(expected))
+
+
+def test_checks_figure_over_sparsities_and_at_one_sparsity(results, tmp_path, figures):
+    runs = load_runs(results)
+    plots.checks_per_method(runs, tmp_path)
+    fig = figures["checks_mlp"]
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["magnitude_after_training", "random"]
+    assert legend_labels(visible[0]) == ["original", "shuffle", "dense"]
+
+    plots.checks_per_method(runs[runs["sparsity"] == 0.9], tmp_path)  # one sparsity: grouped
+    ax = figures["checks_mlp"].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["magnitude_after_training", "random"]
+    assert legend_labels(ax) == ["original", "shuffle", "dense"]
+
+
+def test_layer_density_figure_names_every_prunable_layer(results, tmp_path, figures):
+    runs = load_runs(results)
+    plots.layer_densities(results, runs, 0.9, tmp_path)
+    ax = figures["layer_density_mlp_0.9"].axes[0]
+    names = [t.get_text() for t in ax.get_xticklabels()]
+    assert names == ["fc1", "fc2", "fc3"]
+    assert legend_labels(ax) == ["magnitude", "magnitude_after_training", "random"]
+    # random pruning keeps about the same density in every layer; the plot shows the report's
+    random = next(line for line in ax.get_lines() if line.get_label() == "random")
+    assert ax.get_yscale() == "log"
+    assert all(abs(d - 10) < 3 for d in random.get_ydata()[:-1])
+
+
+def test_pruning_early_figure_has_a_line_per_method_over_the_pruning_steps(results, tmp_path,
+                                                                           figures):
+    runs = load_runs(results)
+    plots.pruning_early(runs, tmp_path)
+    fig = figures["pruning_early_mlp"]
+    assert [ax.get_title() for ax in fig.axes] == ["10% weights remaining"]  # only 0.9 has steps
+    ax = fig.axes[0]
+    assert legend_labels(ax) == ["magnitude", "random", "dense"]
+    magnitude = next(c.lines[0] for c in ax.containers if c.get_label() == "magnitude")
+    assert list(magnitude.get_xdata()) == [0, 5]
+    early = runs[(runs["method"] == "magnitude") & (runs["prune_at"] == 5)]
+    assert magnitude.get_ydata()[1] == pytest.approx(100 * early["test_accuracy"].mean())
