@@ -18,10 +18,17 @@ def pytest_terminal_summary(terminalreporter, config):
     lines = []
     for b in session.benchmarks:
         base = by_name.get(b.extra_info.get("ratio_to", ""))
-        if base is not None and b.stats and base.stats:
-            ratio = b.stats.stats.median / base.stats.stats.median
+        if base is not None and _median(b) and _median(base):
+            ratio = _median(b) / _median(base)
             lines.append(f"{b.name:60s} / {base.name:45s} = {ratio:6.3f}")
     if lines:
         terminalreporter.write_sep("=", "ratios of medians, measured in this run")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def _median(bench) -> float | None:
+    """The median time of a benchmark (pytest-benchmark 4 wraps the Stats in a Metadata)."""
+    stats = getattr(bench, "stats", None)
+    stats = getattr(stats, "stats", stats)
+    return getattr(stats, "median", None)

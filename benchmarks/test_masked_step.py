@@ -65,4 +65,4 @@ def test_training_step(benchmark, model_name, variant):
     step()  # warm-up
     if variant != "dense":
         benchmark.extra_info["ratio_to"] = f"test_training_step[{model_name}-dense]"
-    benchmark.pedantic(step, rounds=8, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=20, iterations=1, warmup_rounds=2)
