@@ -10,7 +10,7 @@ under 14.5 s. Run: ``pytest benchmarks/test_scoring_speed.py --benchmark-only -q
 import pytest
 import torch
 
-import methods
+from pai_bench import methods
 from pai_bench.data import load_split
 from pai_bench.masks import Masks
 from pai_bench.models import create_model, prunable_names
@@ -31,7 +31,7 @@ def data():
 @pytest.mark.parametrize("model_name", ["cifar_resnet_20", "cifar_vgg_16"])
 def test_compute_masks(benchmark, model_name, method, data):
     model = create_model(model_name, num_classes=CLASSES, input_shape=SHAPE, seed=0)
-    scorer = methods.make_scorer(method)
+    scorer = methods.make_method(method)
 
     def run():
         return compute_masks(scorer, model, density=DENSITY, data=data, num_classes=CLASSES,

@@ -17,7 +17,7 @@ import pytest
 
 from pai_bench.config import RunConfig
 from pai_bench.data import load_split
-from pai_bench.sweep import run_sweep
+from pai_bench.sweeps import run_sweep
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
 DATASET, ROOT = ("cifar10", CIFAR) if (CIFAR / "train").is_dir() else ("synthetic", None)

@@ -1,6 +1,7 @@
-"""Pruning-at-initialization methods: the ``Scorer`` base class, its registry and the built-ins.
+"""Pruning methods: the ``Scorer`` base class, the one ``METHODS`` registry and the built-ins.
 
-Importing this package registers the built-in scorers. Third-party scorers register themselves
+Importing this package registers every built-in method: the scorers of this folder and the
+after-training baselines of ``pai_bench.baselines``. Third-party scorers register themselves
 when their module is imported: ``--plugin my_module`` on the command line, or an entry point in
 the ``pai_bench.methods`` group of an installed package (see ``load_plugins``).
 """
@@ -10,24 +11,44 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
-from methods.base import SCORERS, Scorer, ScoringContext, make_scorer
-from methods import grasp, layer_ratios, simple, snip, synflow  # noqa: F401  (registers them)
-
 from pai_bench.errors import ConfigError
+from pai_bench.methods.base import METHODS, Method, Scorer, ScoringContext, make_method
+from pai_bench.methods import grasp, layer_ratios, simple, snip, synflow  # noqa: F401  (registers)
+from pai_bench import baselines  # noqa: F401  (registers the after-training baselines)
 
 ENTRY_POINT_GROUP = "pai_bench.methods"
 
 
-def load_plugins(modules: list[str] = ()) -> None:
-    """Import ``modules`` and every installed ``pai_bench.methods`` entry point."""
+def scorer_names() -> list[str]:
+    """The registered methods that prune at initialization (or at ``prune_at``)."""
+    return [n for n, cls in METHODS.items() if not cls.after_training]
+
+
+def baseline_names() -> list[str]:
+    """The registered methods whose masks come after training."""
+    return [n for n, cls in METHODS.items() if cls.after_training]
+
+
+def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> None:
+    """Import ``modules`` and every installed ``pai_bench.methods`` entry point.
+
+    A module that fails to import is a ConfigError naming it and the exception it raised."""
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in SCORERS:
-            ep.load()
+        if ep.name not in METHODS:
+            _import(ep.value.partition(":")[0], lambda: ep.load())
     for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"cannot import plugin module {module!r}: {e}") from e
+        _import(module, lambda: importlib.import_module(module))
 
 
-__all__ = ["SCORERS", "Scorer", "ScoringContext", "make_scorer", "load_plugins"]
+def _import(module: str, load) -> None:
+    try:
+        load()
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure of a plugin's code is the user's to see
+        raise ConfigError(f"cannot import plugin module {module!r}: "
+                          f"{type(e).__name__}: {e}") from e
+
+
+__all__ = ["METHODS", "Method", "Scorer", "ScoringContext", "make_method", "load_plugins",
+           "scorer_names", "baseline_names"]

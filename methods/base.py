@@ -1,4 +1,9 @@
-"""The scorer extension point.
+"""The method extension point: one registry, ``METHODS``, of scorers and baselines.
+
+A method is either a ``Scorer`` (it prunes at initialization, or at ``prune_at``) or a
+``Baseline`` (``pai_bench.baselines``: its masks come after training). Both register by
+subclassing with a ``name``, into the same registry, so a name can never mean two things: a
+plugin scorer named ``ltr`` is refused.
 
 A scorer *only scores*: given a model and the current masks it returns one tensor per prunable
 weight, higher = more worth keeping. Turning scores into masks (global or layerwise threshold,
@@ -7,7 +12,7 @@ iterative rounds, inversion) is done once for every method by ``pai_bench.prunin
 Adding a method is a subclass with a ``name`` (subclassing registers it)::
 
     from dataclasses import dataclass
-    from methods import Scorer, ScoringContext
+    from pai_bench.methods import Scorer, ScoringContext
 
     @dataclass
     class GradNorm(Scorer):
@@ -29,11 +34,33 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from pai_bench.data import balanced_indices
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
 from pai_bench.registry import Registry
 
-SCORERS: Registry[type["Scorer"]] = Registry("method")
+METHODS: Registry[type["Method"]] = Registry("method")
+
+
+class Method:
+    """What every registered method is. Subclasses with a ``name`` register themselves.
+
+    Options are dataclass fields with defaults (``--method-arg KEY=VALUE``); ``make_method``
+    fills them from strings."""
+
+    name: ClassVar[str] = ""
+    after_training: ClassVar[bool] = False  # True for baselines: masks from the trained network
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            METHODS.register(cls.name, cls)
+
+    @classmethod
+    def description(cls) -> str:
+        """The docstring's first line (``python -m pai_bench list``)."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
 
 
 @dataclass
@@ -57,29 +84,19 @@ class ScoringContext:
         """``per_class`` examples of every class, drawn from the training split, on ``device``."""
         if self.data is None:
             raise ConfigError("this method needs training data, but the run has none")
-        from pai_bench.data import balanced_indices
         idx = balanced_indices(self.data.labels, per_class * self.num_classes,
                                self.num_classes, self.generator)
         x, y = self.data.get(idx)
         return x.to(self.device), y.to(self.device)
 
 
-class Scorer:
-    """Base class of every pruning-at-initialization method. Subclass it with a ``name``.
+class Scorer(Method):
+    """Base class of every pruning-at-initialization method. Subclass it with a ``name``."""
 
-    Options are dataclass fields with defaults; ``make_scorer`` fills them from strings.
-    """
-
-    name: ClassVar[str] = ""
     needs_data: ClassVar[bool] = True
     # Pruning rounds when the run does not choose (``compute_masks(rounds=None)``): 1 is one-shot;
     # SynFlow's paper schedule is 100. A property of the method, not an option of the scorer.
     default_rounds: ClassVar[int] = 1
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("name"):
-            SCORERS.register(cls.name, cls)
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         """Return ``{parameter name: score tensor}`` for every name in ``ctx.masks``."""
@@ -91,9 +108,9 @@ class Scorer:
         return None
 
 
-def make_scorer(name: str, options: dict[str, Any] | None = None) -> Scorer:
-    """Instantiate the scorer ``name``; option values given as strings are converted by type."""
-    cls = SCORERS.get(name)
+def make_method(name: str, options: dict[str, Any] | None = None) -> Method:
+    """Instantiate the method ``name``; option values given as strings are converted by type."""
+    cls = METHODS.get(name)
     options = dict(options or {})
     fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     unknown = set(options) - set(fields)

@@ -5,7 +5,7 @@ Sign conventions (pai_bench keeps the *highest* scores, ``pai_bench.pruning``):
 * ``grasp`` returns ``-S = w ⊙ Hg``. GraSP removes the weights with the largest
   ``S = -w ⊙ Hg``, so it keeps the weights with the smallest S, i.e. the largest -S.
 * ``grasp_abs`` returns ``|S| = |w ⊙ Hg|``: it keeps the largest |S| and prunes the smallest
-  (PROTOCOL.md: the paper's |GraSP| variant).
+  (docs/protocol.md: the paper's |GraSP| variant).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from methods.base import Scorer, ScoringContext
-from methods.helpers import check_positive, chunks, cross_entropy, gradients, weights
-from methods.snip import BATCH_SIZE, SAMPLES_PER_CLASS
+from pai_bench.methods.base import Scorer, ScoringContext
+from pai_bench.methods.helpers import (check_positive, cross_entropy, gradients, mean_over_chunks,
+                                      weights)
+from pai_bench.methods.snip import BATCH_SIZE, SAMPLES_PER_CLASS
 
 TEMPERATURE = 200.0  # logits / T before the cross-entropy (the default of Wang et al.'s code)
 
@@ -36,18 +37,13 @@ def hessian_gradient_product(model: nn.Module, x: Tensor, y: Tensor, names: Sequ
     """
     params = weights(model, names)
     vector = [g[n].detach() for n in names]
-    total: list[Tensor] = []
-    for xc, yc, share in chunks(x, y, batch_size or len(x)):
+
+    def hg(xc: Tensor, yc: Tensor) -> Sequence[Tensor]:
         grads = torch.autograd.grad(cross_entropy(model, xc, yc, temperature), params,
                                     create_graph=True, allow_unused=True, materialize_grads=True)
         z = sum((v * dl).sum() for v, dl in zip(vector, grads))
-        hg = torch.autograd.grad(z, params, allow_unused=True, materialize_grads=True)
-        if not total:
-            total = [h.mul_(share) for h in hg]
-        else:
-            for acc, h in zip(total, hg):
-                acc.add_(h, alpha=share)
-    return dict(zip(names, total))
+        return torch.autograd.grad(z, params, allow_unused=True, materialize_grads=True)
+    return dict(zip(names, mean_over_chunks(x, y, batch_size, hg)))
 
 
 @dataclass
@@ -104,7 +100,7 @@ class GraSP(Scorer):
 class GraSPAbs(GraSP):
     """|GraSP|: score ``|S| = |w ⊙ Hg|``; keeps the largest |S|, prunes the smallest.
 
-    Frankle et al. (2021) found that inverting GraSP's ranking does not hurt it (PROTOCOL.md, score
+    Frankle et al. (2021) found that inverting GraSP's ranking does not hurt it (docs/protocol.md, score
     inversion), read this as its sign being uninformative, and evaluate this magnitude variant,
     which does better.
     """

@@ -1,8 +1,8 @@
-"""Arithmetic shared by the scorers (STYLE.md #2): loss gradients on a batch, the |θ| network.
+"""Arithmetic shared by the scorers (docs/architecture.md): loss gradients on a batch, the |θ| network.
 
 Nothing here reads or writes ``.grad``: every gradient comes from ``torch.autograd.grad``, which
 returns fresh tensors, so a stale ``.grad`` left on a model by earlier training can never leak
-into a score (the reference code leaks it into GraSP and SynFlow, PROTOCOL.md). Gradients are
+into a score (the reference code leaks it into GraSP and SynFlow, docs/protocol.md). Gradients are
 taken with ``allow_unused=True, materialize_grads=True``: a weight that the output does not
 depend on gets a zero gradient, hence a zero score, rather than an error.
 """
@@ -10,7 +10,7 @@ depend on gets a zero gradient, hence a zero score, rather than an error.
 from __future__ import annotations
 
 import copy
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,26 @@ def chunks(x: Tensor, y: Tensor, batch_size: int) -> Iterator[tuple[Tensor, Tens
         yield x[start:stop], y[start:stop], (stop - start) / n
 
 
+def mean_over_chunks(x: Tensor, y: Tensor, batch_size: int | None,
+                     per_chunk: Callable[[Tensor, Tensor], Sequence[Tensor]]) -> list[Tensor]:
+    """``sum_c (n_c / N) * per_chunk(x_c, y_c)`` over chunks of at most ``batch_size`` examples.
+
+    When ``per_chunk`` returns a derivative of a chunk's *mean* loss, this is the derivative of
+    the mean loss over all N examples (exact when examples do not interact; see ``gradients``).
+    The one chunked-accumulation loop of the scorers (gradients, GraSP's Hessian-gradient
+    product); the first chunk's fresh tensors become the accumulators.
+    """
+    total: list[Tensor] = []
+    for xc, yc, share in chunks(x, y, batch_size or len(x)):
+        parts = per_chunk(xc, yc)
+        if not total:
+            total = [g.mul_(share) for g in parts]
+        else:
+            for acc, g in zip(total, parts):
+                acc.add_(g, alpha=share)
+    return total
+
+
 def cross_entropy(model: nn.Module, x: Tensor, y: Tensor, temperature: float = 1.0) -> Tensor:
     """Mean cross-entropy of the logits divided by ``temperature`` (GraSP's T; 1 for SNIP)."""
     return F.cross_entropy(model(x) / temperature, y)
@@ -62,16 +82,11 @@ def gradients(model: nn.Module, x: Tensor, y: Tensor, names: Sequence[str] | Non
     """
     names = list(names) if names is not None else prunable_names(model)
     params = weights(model, names)
-    total: list[Tensor] = []
-    for xc, yc, share in chunks(x, y, batch_size or len(x)):
-        grads = torch.autograd.grad(cross_entropy(model, xc, yc, temperature), params,
-                                    allow_unused=True, materialize_grads=True)
-        if not total:  # the first chunk's fresh tensors become the accumulators
-            total = [g.mul_(share) for g in grads]
-        else:
-            for acc, g in zip(total, grads):
-                acc.add_(g, alpha=share)
-    return dict(zip(names, total))
+
+    def grad(xc: Tensor, yc: Tensor) -> Sequence[Tensor]:
+        return torch.autograd.grad(cross_entropy(model, xc, yc, temperature), params,
+                                   allow_unused=True, materialize_grads=True)
+    return dict(zip(names, mean_over_chunks(x, y, batch_size, grad)))
 
 
 @torch.no_grad()

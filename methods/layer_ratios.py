@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from methods.simple import Random
+from pai_bench.methods.simple import Random
 from pai_bench.masks import Masks
 from pai_bench.pruning import erk_densities
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import Scorer, ScoringContext
+from pai_bench.methods.base import Scorer, ScoringContext
 
 
 @dataclass

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.base import Scorer, ScoringContext
-from methods.helpers import check_positive, gradients
+from pai_bench.methods.base import Scorer, ScoringContext
+from pai_bench.methods.helpers import check_positive, gradients
 
 SAMPLES_PER_CLASS = 10  # "snip10" in Frankle et al.'s code: 10 training examples of every class
 BATCH_SIZE = 256  # examples per forward pass; larger samples are cut into chunks (memory)

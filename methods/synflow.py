@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from methods.base import Scorer, ScoringContext
-from methods.helpers import linearize_, weights
+from pai_bench.methods.base import Scorer, ScoringContext
+from pai_bench.methods.helpers import linearize_, weights
 from pai_bench.errors import ConfigError, ScoreError
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -33,7 +33,7 @@ class SynFlow(Scorer):
 
     Precision: R grows exponentially with depth. At initialization (seed 0) it is about 1e54 on
     ResNet-56, 2e106 on ResNet-110 and 1e56 on ResNet-50, beyond float32's 3.4e38: float32 gives
-    inf/NaN there (PROTOCOL.md). ``dtype`` defaults to float64; a non-finite R raises ScoreError.
+    inf/NaN there (docs/protocol.md). ``dtype`` defaults to float64; a non-finite R raises ScoreError.
     The scorer linearizes ``ctx.model`` in place (its private copy), so no copy of the network is
     built per round: the model stays float64, and ``compute_masks`` restores its values (exactly:
     float32 -> float64 is exact), with the masks applied, before each round.

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from pai_bench.io import atomic_save_torch, atomic_write_text
 from pai_bench.train import Callback, Loop
@@ -18,7 +19,6 @@ class Progress(Callback):
         self.desc, self.enabled, self.bar = desc, enabled, None
 
     def on_start(self, loop: Loop) -> None:
-        from tqdm.auto import tqdm
         self.bar = tqdm(total=loop.end_step, initial=loop.step, desc=self.desc, unit="step",
                         disable=not self.enabled, dynamic_ncols=True)
 

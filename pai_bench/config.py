@@ -1,8 +1,34 @@
-"""The run configuration: a frozen dataclass whose hash names its result folder.
+"""The run configuration, defined once: typed settings in groups, and everything derived from them.
 
-The hash covers only the fields that differ from their defaults (open_lth's convention), so a new
-field added later with a default leaves every existing hash, and every stored result, valid.
-``tests/test_config.py`` pins a few hashes to keep it that way.
+Every setting of a run is one field of ``RunConfig``, declared with the group it belongs to and
+its help text (open_lth's hparams, flattened so that ``config.sparsity`` reads naturally):
+
+========== ======================================================= ============================
+group      fields                                                  what it decides
+========== ======================================================= ============================
+pruning    method, sparsity, scope, rounds, method_args, prune_at,  which weights survive
+           rewind_iter, check
+model      model, width                                             the network
+data       dataset, subset, test_subset                             the examples
+training   preset, epochs, batch_size, lr, precision                how it is trained
+seed       seed                                                     the replicate
+========== ======================================================= ============================
+
+From this one definition come, with no list written anywhere else:
+
+* the command-line flags and their help (``pai_bench.cli``), and the TOML keys of a sweep file
+  (``pai_bench.sweeps``): a field with an ``axis`` is a sweep axis (``sparsities = [...]``), the
+  others are shared settings under ``[run]``;
+* the result-folder hash (``RunConfig.hash``): the fields that differ from their defaults, so a
+  field added later with a default leaves every stored hash valid (``tests/test_config.py`` pins
+  some);
+* the dense-run key (``dense_config``): the data, model, training and seed groups, i.e. every
+  run that trains the same dense network shares it;
+* the setting key (``setting_fields``): every field but the seed (and the check where a table
+  compares checks); ``pai_bench.results`` and ``pai_bench.table`` group runs by it.
+
+Values are canonical before they are hashed: a sparsity is a float whether it came from TOML
+(``0``), the CLI (``0.0``) or Python; counts and seeds are real integers (``True`` is refused).
 """
 
 from __future__ import annotations
@@ -10,66 +36,92 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from pai_bench import recipes
 from pai_bench.errors import ConfigError
 from pai_bench.recipes import Recipe
 
+GROUPS = ("pruning", "model", "data", "training", "seed")
+DENSE_GROUPS = ("model", "data", "training", "seed")  # what the dense network depends on
 PRESETS = ("paper", "smoke")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+SCOPES = ("global", "layerwise")
+
+
+def setting(default: Any, group: str, help: str, kind: Callable = str, *,
+            choices: tuple[str, ...] | None = None, axis: str | None = None,
+            minimum: float | None = None, positive: bool = False, flag: str | None = None,
+            cli_default: Any = None):
+    """A configuration field. ``kind``: str, int or float (how CLI, TOML and Python values are
+    made canonical); ``axis``: the plural name when a sweep varies it; ``minimum``/``positive``:
+    the valid range (None always allowed when it is the default); ``flag``: the CLI flag when it
+    is not ``--field-name``; ``cli_default``: what the CLI uses when the flag is not given
+    (None: the field's default)."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; valid groups: {', '.join(GROUPS)}")
+    meta = dict(group=group, help=help, kind=kind, choices=choices, axis=axis, minimum=minimum,
+                positive=positive, flag=flag, cli_default=cli_default)
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One pruned training run. Every field is part of the run's identity."""
 
-    method: str
-    model: str = "cifar_resnet_20"
-    dataset: str = "cifar10"
-    sparsity: float = 0.9          # fraction of prunable weights removed, in [0, 1)
-    seed: int = 0
-    preset: str = "paper"          # "paper": the model's recipe; "smoke": shrunk to ~1 minute
-    epochs: int | None = None      # overrides of the preset's recipe
-    batch_size: int | None = None
-    lr: float | None = None
-    subset: int | None = None      # class-balanced training examples (None: the preset's)
-    test_subset: int | None = None
-    width: int | None = None       # network width for models that take one
-    scope: str = "global"          # "global" threshold over all layers, or "layerwise"
-    rounds: int | None = None      # pruning rounds, exponential schedule (None: the method's)
-    method_args: tuple[tuple[str, Any], ...] = field(default=())
-    precision: str = "fp32"        # "bf16": bfloat16 autocast (about 1.75x faster on CPU)
-    prune_at: int = 0              # scorers: optimizer steps of dense training before pruning
-    rewind_iter: int | None = None  # ltr: the step rewound to (None: 2% of training)
-    check: str = "none"            # a sanity check applied to the masks (sanity_checks/)
+    # pruning: which weights survive
+    method: str = setting(dataclasses.MISSING, "pruning", axis="methods",
+                          help="a method at initialization or a baseline after training "
+                               "(see `list`)")
+    model: str = setting("cifar_resnet_20", "model", help="network (see `list`)")
+    dataset: str = setting("cifar10", "data", help="data set (see `list`)")
+    sparsity: float = setting(0.9, "pruning", kind=float, axis="sparsities",
+                              help="fraction of prunable weights removed, in [0, 1)")
+    seed: int = setting(0, "seed", kind=int, axis="seeds", minimum=0,
+                        help="replicate: initialization, data order, scoring sample")
+    preset: str = setting("paper", "training", choices=PRESETS,
+                          help="training recipe: paper (the model's) or smoke (~1 minute)")
+    epochs: int | None = setting(None, "training", kind=int, positive=True,
+                                 help="override the preset's epochs (milestones scale with it)")
+    batch_size: int | None = setting(None, "training", kind=int, positive=True,
+                                     help="override the preset's batch size")
+    lr: float | None = setting(None, "training", kind=float, positive=True,
+                               help="override the preset's learning rate")
+    subset: int | None = setting(None, "data", kind=int, positive=True,
+                                 help="class-balanced training examples (default: the preset's)")
+    test_subset: int | None = setting(None, "data", kind=int, positive=True,
+                                      help="class-balanced test examples (default: the preset's)")
+    width: int | None = setting(None, "model", kind=int, positive=True,
+                                help="network width, for models that take one (CIFAR ResNets)")
+    scope: str = setting("global", "pruning", choices=SCOPES,
+                         help="one threshold over all layers (global) or one per layer")
+    rounds: int | None = setting(None, "pruning", kind=int, positive=True,
+                                 help="pruning rounds, exponential schedule (default: the "
+                                      "method's: 100 for synflow, else 1)")
+    method_args: tuple[tuple[str, Any], ...] = setting(
+        (), "pruning", flag="--method-arg",
+        help="an option of the method as KEY=VALUE, e.g. samples_per_class=5 (repeatable)")
+    precision: str = setting("fp32", "training", choices=PRECISIONS, cli_default="auto",
+                             help="auto: bf16 autocast where the device computes bfloat16 "
+                                  "natively, else fp32 (resolved before the run is named); or "
+                                  "fp32, bf16")
+    prune_at: int = setting(0, "pruning", kind=int, axis="prune_at", minimum=0,
+                            help="prune after this many steps of dense training instead of at "
+                                 "step 0 (methods at initialization)")
+    rewind_iter: int | None = setting(None, "pruning", kind=int, minimum=0,
+                                      help="ltr: the step rewound to (default: 2% of training)")
+    check: str = setting("none", "pruning", axis="checks",
+                         help="sanity check applied to the masks: none, shuffle, reinit, invert "
+                              "(see `list`)")
 
     def __post_init__(self):
-        if not isinstance(self.sparsity, (int, float)) or not 0.0 <= self.sparsity < 1.0:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _canonical(f, getattr(self, f.name)))
+        if not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(f"sparsity must be in [0, 1), got {self.sparsity!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
-        _choice("preset", self.preset, PRESETS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("scope", self.scope, ("global", "layerwise"))
-        for name in ("epochs", "batch_size", "subset", "test_subset", "width"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if not isinstance(self.prune_at, int) or self.prune_at < 0:
-            raise ConfigError(f"prune_at must be a non-negative integer, got {self.prune_at!r}")
-        if self.rewind_iter is not None and (not isinstance(self.rewind_iter, int)
-                                             or self.rewind_iter < 0):
-            raise ConfigError(f"rewind_iter must be a non-negative integer, "
-                              f"got {self.rewind_iter!r}")
-        if self.rounds is not None and (not isinstance(self.rounds, int) or self.rounds < 1):
-            raise ConfigError(f"rounds must be >= 1, got {self.rounds!r}")
-        # Option values are kept as strings so "5" and 5 name the same run; scorers convert them.
-        object.__setattr__(self, "method_args",
-                           tuple(sorted((str(k), str(v)) for k, v in self.method_args)))
 
     @property
     def density(self) -> float:
@@ -79,10 +131,7 @@ class RunConfig:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                out[f.name] = value
-            elif value != default:
+            if f.default is dataclasses.MISSING or value != f.default:
                 out[f.name] = [list(p) for p in value] if f.name == "method_args" else value
         return out
 
@@ -101,14 +150,70 @@ class RunConfig:
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown config fields {sorted(unknown)}; valid: {sorted(known)}")
-        d = dict(d)
-        d["method_args"] = tuple(tuple(p) for p in d.get("method_args", ()))
         return cls(**d)
 
 
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ConfigError(f"unknown {name} {value!r}; valid {name}s: {', '.join(valid)}")
+def _canonical(f: dataclasses.Field, value: Any) -> Any:
+    """``value`` of field ``f`` in its one canonical form, or a ConfigError naming it."""
+    meta = f.metadata
+    if f.name == "method_args":  # option values as strings: "5" and 5 name the same run
+        try:
+            return tuple(sorted((str(k), str(v)) for k, v in value))
+        except (TypeError, ValueError):
+            raise ConfigError(f"method_args must be KEY=VALUE pairs, got {value!r}") from None
+    if value is None and f.default is None:
+        return None
+    kind, name = meta["kind"], f.name
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        value = float(value)
+    elif kind is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+    elif not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"unknown {name} {value!r}; valid {name}s: {', '.join(meta['choices'])}")
+    if meta["positive"] and not value > 0:
+        what = "a positive integer" if kind is int else "> 0"
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def entry_defaults(cls: type = RunConfig) -> dict[str, Any]:
+    """Defaults of the entry points (CLI, Python API, sweeps) that differ from the stored
+    configuration's (``precision="auto"``, resolved per device before a run is named; the
+    dataclass default stays ``fp32`` so that stored hashes never change)."""
+    return {f.name: f.metadata["cli_default"] for f in dataclasses.fields(cls)
+            if f.metadata.get("cli_default") is not None}
+
+
+def fields_of(cls: type = RunConfig, groups: tuple[str, ...] = GROUPS) -> list[dataclasses.Field]:
+    """The fields of ``cls`` in ``groups``, in declaration order."""
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("group") in groups]
+
+
+def setting_fields(cls: type = RunConfig, exclude: tuple[str, ...] = ("seed",)) -> list[str]:
+    """The fields that identify a setting: runs equal on these are replicates of one setting.
+
+    Every field but the seed; tables that compare checks also exclude ``"check"``."""
+    return [f.name for f in dataclasses.fields(cls) if f.name not in exclude]
+
+
+def dense_fields(cls: type = RunConfig) -> list[str]:
+    """The fields the dense network depends on: the data, model, training and seed groups."""
+    return [f.name for f in fields_of(cls, DENSE_GROUPS)]
+
+
+def dense_config(config: RunConfig) -> RunConfig:
+    """The config naming the dense run behind ``config`` (pruning fields at their defaults)."""
+    return type(config)(method="dense", sparsity=0.0,
+                        **{k: getattr(config, k) for k in dense_fields(type(config))})
 
 
 def resolve_recipe(config: RunConfig, base: Recipe) -> Recipe:

@@ -1,6 +1,6 @@
 """Exceptions raised by the library.
 
-The library raises; only the CLI turns an error into a message and an exit code (STYLE.md #11).
+The library raises; only the CLI turns an error into a message and an exit code (docs/architecture.md).
 """
 
 

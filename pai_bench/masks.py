@@ -20,6 +20,7 @@ from typing import Iterator, Mapping
 import torch
 from torch import nn
 
+from pai_bench import paths
 from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_save_torch, atomic_write_text
 
@@ -99,7 +100,7 @@ class Masks(Mapping[str, torch.Tensor]):
     def save(self, path: Path, effective: "Masks | None" = None) -> None:
         """Save the masks and, beside them, the per-layer density report as CSV."""
         atomic_save_torch(dict(self._masks), path)
-        atomic_write_text(path.with_suffix(".layers.csv"), report_csv(self.layer_report(effective)))
+        atomic_write_text(paths.layers_file(path), report_csv(self.layer_report(effective)))
 
     @classmethod
     def load(cls, path: Path) -> "Masks":

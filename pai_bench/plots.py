@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from pai_bench import paths  # noqa: E402
+from pai_bench.methods import METHODS  # noqa: E402
 from pai_bench.table import accuracy_table, dense_table  # noqa: E402
 
 BASELINE_STYLE = dict(linestyle="--", marker="s")
@@ -27,9 +28,13 @@ CHECK_COLOR = {"none": "tab:blue", "shuffle": "tab:orange", "reinit": "tab:green
                "invert": "tab:red"}
 
 
+def _after_training(method: str) -> bool:
+    return method in METHODS and METHODS.get(method).after_training
+
+
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    files = paths.figure_files(out_dir, name)
     for f in files:
         fig.savefig(f, dpi=150, bbox_inches="tight")
     plt.close(fig)
@@ -70,8 +75,28 @@ def _checks(g: pd.DataFrame) -> list[str]:
     return [c for c in CHECK_ORDER if c in present] + sorted(present - set(CHECK_ORDER))
 
 
-def _dense_line(ax, dense: pd.DataFrame, model: str) -> None:
-    d = dense[dense["model"] == model]
+def _settings(table: pd.DataFrame, dense: pd.DataFrame):
+    """One figure per setting: ``(name, label, rows, dense rows)`` for each group of the accuracy
+    table's setting columns less the method, check, prune point and sparsity (which a figure
+    shows). Runs that differ in anything else (data set, recipe, width, ...) never share a line.
+    """
+    shown = ("method", "check", "prune_at", "sparsity")
+    columns = list(table.columns)
+    keys = [c for c in columns[:columns.index("mean")] if c not in shown]
+    for values, g in table.groupby(keys, dropna=False, sort=True):
+        setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        extra = {k: v for k, v in setting.items()
+                 if k != "model" and table[k].nunique(dropna=False) > 1}
+        name = str(setting["model"]) + "".join(f"_{k}-{v}" for k, v in extra.items())
+        label = str(setting["model"]) + "".join(f", {k} {v}" for k, v in extra.items())
+        d = dense
+        for k in dense.columns:
+            if k in setting:  # the same value, missing (None) included
+                d = d[(d[k] == setting[k]) | (d[k].isna() & pd.isna(setting[k]))]
+        yield name, label, g, d
+
+
+def _dense_line(ax, d: pd.DataFrame) -> None:
     if len(d):
         m, s = 100 * d["mean"].iloc[0], 100 * d["std"].iloc[0]
         ax.axhline(m, color="black", linewidth=1, label="dense")
@@ -80,17 +105,16 @@ def _dense_line(ax, dense: pd.DataFrame, model: str) -> None:
 
 def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One panel per model: a line per method (unmodified, at step 0), baselines dashed."""
-    from baselines import BASELINES
     table, dense = accuracy_table(runs), dense_table(runs)
     base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
     files = []
-    for model, g in base.groupby("model"):
+    for model, label, g, d in _settings(base, dense):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         for method, mg in g.groupby("method"):
-            _line(ax, mg, method, **(BASELINE_STYLE if method in BASELINES else {"marker": "o"}))
-        _dense_line(ax, dense, model)
+            _line(ax, mg, method, **(BASELINE_STYLE if _after_training(method) else {"marker": "o"}))
+        _dense_line(ax, d)
         _remaining_axis(ax, g["sparsity"])
-        ax.set_title(f"{model}: accuracy vs sparsity (mean ± std over seeds)")
+        ax.set_title(f"{label}: accuracy vs sparsity (mean ± std over seeds)")
         _legend(ax, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
         files += _save(fig, out_dir, f"accuracy_vs_sparsity_{model}")
     return files
@@ -104,15 +128,15 @@ def checks_per_method(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """
     table, dense = accuracy_table(runs), dense_table(runs)
     files = []
-    for model, g in table[table["prune_at"] == 0].groupby("model"):
+    for model, label, g, d in _settings(table[table["prune_at"] == 0], dense):
         methods = [m for m, mg in g.groupby("method") if mg["check"].nunique() > 1]
         if not methods:
             continue
         g = g[g["method"].isin(methods)]
         if g["sparsity"].nunique() == 1:
-            fig = _checks_at_one_sparsity(g, dense, model, methods)
+            fig = _checks_at_one_sparsity(g, d, label, methods)
         else:
-            fig = _checks_over_sparsities(g, dense, model, methods)
+            fig = _checks_over_sparsities(g, d, label, methods)
         files += _save(fig, out_dir, f"checks_{model}")
     return files
 
@@ -129,7 +153,7 @@ def _checks_at_one_sparsity(g, dense, model, methods):
         ax.errorbar(xs, 100 * cg.loc[ms, "mean"], yerr=100 * cg.loc[ms, "std"].fillna(0.0),
                     fmt="o", capsize=3, color=CHECK_COLOR.get(check),
                     label=CHECK_LABEL.get(check, check))
-    _dense_line(ax, dense, model)
+    _dense_line(ax, dense)
     ax.set_xticks(range(len(methods)), methods)
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, axis="y")
@@ -150,7 +174,7 @@ def _checks_over_sparsities(g, dense, model, methods):
             _line(ax, mg[mg["check"] == check], CHECK_LABEL.get(check, check),
                   linestyle=CHECK_STYLE.get(check, "-"), color=CHECK_COLOR.get(check),
                   marker="o")
-        _dense_line(ax, dense, model)
+        _dense_line(ax, dense)
         _remaining_axis(ax, g["sparsity"])
         ax.set_title(method)
         _legend(ax, fontsize=7)
@@ -167,7 +191,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     table, dense = accuracy_table(runs), dense_table(runs)
     base = table[table["check"] == "none"]
     files = []
-    for model, g in base.groupby("model"):
+    for model, label, g, d in _settings(base, dense):
         steps = sorted(g["prune_at"].unique())
         if len(steps) < 2:
             continue
@@ -181,7 +205,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
                 mg = mg.sort_values("prune_at")
                 ax.errorbar(mg["prune_at"], 100 * mg["mean"], yerr=100 * mg["std"].fillna(0.0),
                             marker="o", capsize=3, label=method)
-            _dense_line(ax, dense, model)
+            _dense_line(ax, d)
             ax.set_xscale("symlog", linthresh=max(1, min(x for x in steps if x > 0)))
             ax.set_xticks(steps, [f"{x:g}" for x in steps])
             ax.set_xlim(-0.5 * steps[1], 1.5 * steps[-1])  # room for the end points' error bars
@@ -191,7 +215,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_title(f"{100 * (1 - s):g}% weights remaining")
             ax.grid(alpha=0.3)
         _legend(axes[0][-1], fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        fig.suptitle(f"{model}: pruning early in training (mean ± std over seeds)")
+        fig.suptitle(f"{label}: pruning early in training (mean ± std over seeds)")
         fig.tight_layout()
         files += _save(fig, out_dir, f"pruning_early_{model}")
     return files
@@ -203,11 +227,19 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
     pick = runs[(runs["check"] == "none") & (runs["prune_at"] == 0) & (runs["seed"] == 0)
                 & ((runs["sparsity"] - sparsity).abs() < 1e-9)]
     files = []
-    for model, g in pick.groupby("model"):
+    table = accuracy_table(runs)
+    keys = [c for c in table.columns[:list(table.columns).index("mean")]
+            if c not in ("method", "check", "prune_at", "sparsity")]
+    # a row of the accuracy table stands for its setting; the runs of seed 0 are drawn
+    for model, label, setting, _ in _settings(table[table["check"] == "none"], dense_table(runs)):
+        values = setting[keys].drop_duplicates()
+        g = pick.merge(values, on=keys)
+        if g.empty:
+            continue
         fig, ax = plt.subplots(figsize=(9, 4.5))
         names: list[str] = []
         for _, row in g.sort_values("method").iterrows():
-            csv_path = Path(results_dir) / "runs" / f"{row['method']}-{row['hash']}" / paths.LAYERS
+            csv_path = paths.stored_run_dir(results_dir, row["method"], row["hash"]) / paths.LAYERS
             if not csv_path.exists():
                 continue
             with open(csv_path) as f:
@@ -220,7 +252,7 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
             ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_xlabel("prunable layer (input to output)")
         ax.set_ylabel("weights remaining in the layer (%), log")
-        ax.set_title(f"{model}: per-layer density at sparsity {sparsity:g}")
+        ax.set_title(f"{label}: per-layer density at sparsity {sparsity:g}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
         files += _save(fig, out_dir, f"layer_density_{model}_{sparsity:g}")

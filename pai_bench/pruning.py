@@ -1,4 +1,4 @@
-"""Scores to masks: pure functions (STYLE.md #3). Nothing here mutates its arguments.
+"""Scores to masks: pure functions (docs/architecture.md). Nothing here mutates its arguments.
 
 Conventions
 -----------
@@ -7,7 +7,7 @@ Conventions
 * The kept count is exact: ``keep_count(n, density) = round(n * density)`` weights survive.
 * Ties are broken deterministically by position: among equal scores, the weight with the lower
   flat index (parameters in model order, then row-major) is kept. The reference code prunes every
-  score ``<= threshold``, so its kept count misses the target when scores tie (PROTOCOL.md).
+  score ``<= threshold``, so its kept count misses the target when scores tie (docs/protocol.md).
 * ``current`` masks: weights pruned in an earlier round are never brought back; only the
   surviving weights are ranked.
 * ``lowest=True`` keeps the complement of what the method would keep at density ``1 - density``:

@@ -2,7 +2,7 @@
 
 ``sweep --executor ray --ray-address HOST:PORT`` sends each unfinished run of a sweep to a Ray
 cluster (``ray start`` on every node, see the README) as one task that calls
-:func:`pai_bench.sweep.run_one`, the function a local worker calls. What that implies:
+:func:`pai_bench.worker.run_one`, the function a local worker calls. What that implies:
 
 - **Results.** A task writes its run itself into ``<results>/runs/<method>-<hash>/`` with the
   same atomic writes as a local run, so ``table`` and ``plot`` read a sweep the same wherever its
@@ -20,23 +20,24 @@ cluster (``ray start`` on every node, see the README) as one task that calls
   not retry it (``retry_exceptions=False``). A task whose worker process dies (killed, out of
   memory, node lost) is retried up to ``MAX_RETRIES`` times, and the retry resumes from the
   run's last checkpoint, or returns the stored summary if the run had finished
-  (``runner.execute`` is idempotent). A per-run lock file makes a retry wait for an attempt that
-  is still alive (on a node Ray declared dead that is not), so no run completes twice.
+  (``runner.execute`` is idempotent). The run's lock file (``runner.execute``) makes a retry
+  wait for an attempt that is still alive (on a node Ray declared dead that is not), so no run
+  completes twice.
 
 Ray is an optional extra (``pip install -e '.[ray]'``), imported here only, and only when asked.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import socket
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from pai_bench import paths
 from pai_bench.errors import ConfigError, PaiBenchError
+from pai_bench.executors import Executor, Job
+from pai_bench.worker import run_one
 
 MAX_RETRIES = 3                # worker deaths survived per run; each retry resumes the run
 TASK_PREFIX = "pai-bench:"     # task name and worker process title: ray::pai-bench:<run folder>
@@ -55,28 +56,30 @@ def require_ray():
 
 def run_task(config, data_root: str, results_dir: str, device: str, threads: int,
              plugins: tuple[str, ...]) -> dict:
-    """The body of a run's Ray task: ``run_one`` on the shared results folder, under its lock."""
-    from pai_bench.sweep import run_one
+    """The body of a run's Ray task: ``run_one`` on the shared results folder."""
     results = Path(results_dir)
     if not results.is_dir():
         raise PaiBenchError(f"results folder {results} not found on node {socket.gethostname()}: "
                             "--executor ray needs it on a filesystem shared by every node")
-    with run_lock(results, config):
-        return run_one(config, data_root, results_dir, device, threads, plugins)
+    return run_one(config, data_root, results_dir, device, threads, plugins)
 
 
-@contextmanager
-def run_lock(results_dir: Path, config):
-    """An exclusive lock on one run, held while it executes (released by the kernel if the
-    holder dies). Beside the run's folder, so a run that fails validation leaves no folder."""
-    rdir = paths.run_dir(results_dir, config)
-    rdir.parent.mkdir(parents=True, exist_ok=True)
-    with open(rdir.parent / f".{rdir.name}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+class RayExecutor(Executor):
+    """One Ray task per run on the cluster at ``address`` (module docstring)."""
+
+    name = "ray"
+
+    def where(self) -> str:
+        require_ray()
+        if self.workers != 1:
+            raise ConfigError("--workers applies to --executor local; on Ray, the runs at once "
+                              "are the cluster's CPUs divided by --threads")
+        return f"on the Ray cluster at {self.address or 'the default address'}"
+
+    def run(self, todo, job: Job, on_finish, say=print) -> None:
+        run(todo, data_root=job.data_root, results_dir=job.results_dir, device=job.device,
+            threads=job.threads or 1, plugins=job.plugins, address=self.address,
+            on_finish=on_finish, say=say)
 
 
 def run(todo: list, *, data_root, results_dir, device: str, threads: int,
@@ -143,4 +146,4 @@ def _check_feasible(nodes: list[dict], cpus: int, gpus: int) -> None:
                           f"run ({_describe(nodes)}); lower --threads or add nodes")
 
 
-__all__ = ["run", "run_task", "require_ray", "MAX_RETRIES", "TASK_PREFIX"]
+__all__ = ["RayExecutor", "run", "run_task", "require_ray", "MAX_RETRIES", "TASK_PREFIX"]

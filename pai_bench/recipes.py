@@ -1,4 +1,4 @@
-"""Training recipes: the paper's (PROTOCOL.md, "Networks and data") and how presets shrink them.
+"""Training recipes: the paper's (docs/protocol.md, "Networks and data") and how presets shrink them.
 
 A recipe is a frozen value. Learning-rate milestones and warmup are given in epochs; when an
 override changes the number of epochs they are scaled in proportion, so ``--epochs 2`` on the
@@ -47,7 +47,7 @@ class Recipe:
 
         Warmup: ``lr * (step + 1) / warmup_steps`` for the first ``warmup_steps`` steps, so step 0
         already moves. Decay: x``gamma`` for every milestone whose step ``round(m * spe)`` has
-        been reached. Used by the training loop *and* by rewinding (issue 4): the lr after
+        been reached. Used by the training loop *and* by rewinding (lottery-ticket rewinding): the lr after
         rewinding to step k is ``lr_at(k)``.
         """
         warmup_steps = round(self.warmup_epochs * steps_per_epoch)
@@ -61,7 +61,7 @@ class Recipe:
         return self.epochs * steps_per_epoch
 
 
-# The paper's recipes (PROTOCOL.md). SGD with momentum 0.9 and weight decay 1e-4 throughout.
+# The paper's recipes (docs/protocol.md). SGD with momentum 0.9 and weight decay 1e-4 throughout.
 CIFAR = Recipe(batch_size=128, lr=0.1, epochs=160, milestones=(80, 120))
 TINYIMAGENET = Recipe(batch_size=256, lr=0.2, epochs=200, milestones=(100, 150), warmup_epochs=5)
 IMAGENET = Recipe(batch_size=1024, lr=0.4, epochs=90, milestones=(30, 60, 80), warmup_epochs=5)
@@ -85,3 +85,8 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
 
 
 __all__ = ["Recipe", "CIFAR", "TINYIMAGENET", "IMAGENET", "MLP", "steps_per_epoch"]
+
+# The iterations at which the pruning-early experiment applies a method instead of at step 0
+# (Frankle et al. 2021: a few hundred to a few thousand iterations). The shared dense run
+# snapshots them on its first pass, so each prune point costs no extra dense training.
+PRUNE_EARLY_STEPS = (100, 200, 500, 1000, 2000, 4000)

@@ -16,9 +16,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import re
+from typing import Generic, Iterator, TypeVar
 
 from pai_bench.errors import ConfigError
+
+# A name becomes part of a result folder's name: nothing that could climb out of it.
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 T = TypeVar("T")
 
@@ -37,8 +41,9 @@ class Registry(Generic[T]):
                 self.register(name, o)
                 return o
             return decorator
-        if not name or not isinstance(name, str):
-            raise ConfigError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise ConfigError(f"a {self.kind} name must be letters, digits, '_', '-' or '.' "
+                              f"(not starting with '.' or '-'), got {name!r}")
         if name in self._entries:
             raise ConfigError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = obj

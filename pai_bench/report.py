@@ -1,86 +1,49 @@
-"""What a run prints: its summary and per-layer densities, and a time estimate before long work."""
+"""The report of a results folder: every table (``pai_bench.table``) and figure
+(``pai_bench.plots``) of its runs, written to one folder. What ``table``, ``plot`` and
+``reproduce`` produce, callable from Python."""
 
 from __future__ import annotations
 
-import csv
-import time
 from pathlib import Path
 
-import torch
-
-from pai_bench import paths
-from pai_bench.config import RunConfig, resolve_recipe, resolve_subsets
-
-# Training-set sizes, for estimating a run's length before its data is loaded.
-TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000,
-               "imagenet": 1_281_167}
-SLOW_SECONDS = 3600  # warn when the estimate is above an hour
+from pai_bench import plots
+from pai_bench.errors import ConfigError
+from pai_bench.results import load_runs
+from pai_bench.table import build_tables, write_tables
 
 
-def format_run(summary: dict, run_dir: Path, cached: bool = False) -> str:
-    lines = [f"run {run_dir}" + ("  (stored result, not retrained)" if cached else "")]
-    layers = run_dir / paths.LAYERS
-    if layers.exists():
-        lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s} "
-                     f"{'effective':>9s}")
-        with open(layers) as f:
-            for row in csv.DictReader(f):
-                eff = float(row.get("effective_density", "nan"))
-                flag = ("  COLLAPSED" if row["collapsed"] == "True" else
-                        "  DEAD (nothing effective)" if eff == 0 else "")
-                lines.append(f"  {row['name']:40s} {row['shape']:>16s} {row['kept']:>9s} "
-                             f"{float(row['density']):8.4f} {eff:9.4f}{flag}")
-    acc = summary["test_accuracy"]
-    lines.append(f"status: {summary['status']}")
-    lines.append(f"sparsity of prunable weights: {summary['sparsity']:.6f} "
-                 f"({summary['kept']} of {summary['prunable']} kept)")
-    if summary.get("effective_sparsity") is not None:
-        lines.append(f"effective sparsity: {summary['effective_sparsity']:.6f} "
-                     f"({summary['ineffective_kept']} kept weights on no input-output path)")
-    lines.append("test accuracy: " + (f"{acc:.4f}" if acc is not None else "n/a") +
-                 f" on {summary['test_examples']} examples" + _dense(summary))
-    cost = summary.get("cost")
-    if cost:
-        lines.append(f"training cost: {cost['train_epochs']:.2f} epochs "
-                     f"({cost['dense_train_epochs']:.2f} dense + {cost['sparse_train_epochs']:.2f} "
-                     f"sparse), {cost['train_macs'] / 1e12:.4g} TMACs; inference: "
-                     f"{cost['inference_macs'] / 1e6:.4g} MMACs per example "
-                     f"(dense {cost['dense_inference_macs'] / 1e6:.4g})")
-    return "\n".join(lines)
+def results_folder(results_dir: Path | str) -> Path:
+    """``results_dir``, which must exist (a ConfigError names it otherwise)."""
+    path = Path(results_dir)
+    if not path.is_dir():
+        raise ConfigError(f"results folder {path} does not exist")
+    return path
 
 
-def _dense(summary: dict) -> str:
-    dense = summary.get("dense_test_accuracy")
-    return f" (dense network: {dense:.4f})" if dense is not None else ""
+def tables(results_dir: Path | str, out: Path | str, latex: bool = False,
+           configs=None) -> str:
+    """Write every table of the runs under ``results_dir`` (only those of ``configs`` if given)
+    to ``out`` as CSV and Markdown (and LaTeX); return the Markdown."""
+    return write_tables(build_tables(Path(results_dir), configs), Path(out), latex)
 
 
-def estimate_seconds(config: RunConfig, device: torch.device) -> float:
-    """Seconds the run's training will take, from the speed of 2 timed steps on random input."""
-    from pai_bench import runner
-    p = runner.plan(config)
-    model = runner.build_model(p).to(device)
-    batch = min(p.recipe.batch_size, 64)
-    x = torch.randn(batch, *p.data_spec.input_shape, device=device)
-    y = torch.zeros(batch, dtype=torch.long, device=device)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    per_image = min(times[1:]) / batch
-    train_size = resolve_subsets(config)[0] or TRAIN_SIZES.get(config.dataset, 50_000)
-    return per_image * train_size * resolve_recipe(config, p.model_spec.recipe).epochs
+def figures(results_dir: Path | str, out: Path | str, layer_sparsity: float | None = None,
+            configs=None) -> list[Path]:
+    """Draw every figure of the runs under ``results_dir`` into ``out``; return the files.
+    ``layer_sparsity``: the sparsity of the per-layer density figure (default: the highest)."""
+    runs = load_runs(results_dir, configs)
+    if runs.empty:
+        raise ConfigError(f"no finished runs under {results_dir}")
+    out = Path(out)
+    s = layer_sparsity if layer_sparsity is not None else float(runs["sparsity"].max())
+    return (plots.accuracy_vs_sparsity(runs, out) + plots.checks_per_method(runs, out)
+            + plots.pruning_early(runs, out) + plots.layer_densities(results_dir, runs, s, out))
 
 
-def warn_if_slow(config: RunConfig, device: torch.device, say) -> None:
-    """Before a long run on a CPU, say how long it will take and that ``--preset smoke`` exists."""
-    if device.type != "cpu" or config.preset != "paper":
-        return
-    seconds = estimate_seconds(config, device)
-    if seconds > SLOW_SECONDS:
-        say(f"[pai-bench] no GPU: the {config.preset} recipe for {config.model} will train for "
-            f"about {seconds / 3600:.0f} hours on this CPU. `--preset smoke` runs the same "
-            f"pipeline in about a minute; `--epochs`/`--subset` shrink it by hand.")
+def write_report(results_dir: Path | str, out: Path | str, latex: bool = True,
+                 configs=None) -> str:
+    """Tables and figures together; returns the tables' Markdown."""
+    text = tables(results_dir, out, latex, configs)
+    if not load_runs(results_dir, configs).empty:
+        figures(results_dir, out, None, configs)
+    return text

@@ -4,7 +4,6 @@ sanity-check verdicts computed from them.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import warnings
@@ -14,33 +13,30 @@ import pandas as pd
 from scipy import stats
 
 from pai_bench import paths
+from pai_bench.artifacts import read_summary
+from pai_bench.config import RunConfig, setting_fields
 
-# The config fields that identify an experiment's cell; seed and check vary inside a cell.
-CELL = ["method", "model", "dataset", "sparsity", "prune_at", "rounds", "scope", "preset",
-        "epochs", "batch_size", "lr", "subset", "test_subset", "width", "precision",
-        "rewind_iter", "method_args"]
 METRICS = ["status", "test_accuracy", "test_loss", "kept", "prunable", "effective_sparsity",
            "ineffective_kept", "dense_test_accuracy", "seconds", "hash"]
 COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
          "dense_inference_macs"]
 
 
-def load_runs(results_dir: Path | str, configs=None) -> pd.DataFrame:
+def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfig) -> pd.DataFrame:
     """One row per run summary under ``<results_dir>/runs`` (only those of ``configs`` if
     given); unreadable files are skipped with a warning that names them."""
     rows = []
     if configs is None:
-        found = sorted(Path(results_dir).glob(f"runs/*/{paths.SUMMARY}"))
+        found = paths.summaries(results_dir)
     else:
         found = [paths.run_dir(results_dir, c) / paths.SUMMARY for c in configs]
         found = [f for f in found if f.exists()]
     for path in found:
-        try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            warnings.warn(f"skipping unreadable result {path}: {e}", stacklevel=2)
+        # a summary that is not a valid one of its folder's run is moved aside (artifacts.py)
+        summary = read_summary(path, path.parent.name.rpartition("-")[2], config_cls)
+        if summary is None:
             continue
-        config = dict(summary["config"])
+        config = config_cls.from_dict(summary["config"]).to_dict()  # canonical, complete
         config["method_args"] = ",".join(f"{k}={v}" for k, v in config.get("method_args", []))
         row = {**config, **{k: summary.get(k) for k in METRICS},
                **{k: (summary.get("cost") or {}).get(k) for k in COSTS},
@@ -49,7 +45,8 @@ def load_runs(results_dir: Path | str, configs=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdicts(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+def verdicts(runs: pd.DataFrame, alpha: float = 0.05,
+             config_cls: type = RunConfig) -> pd.DataFrame:
     """Each sanity check against its unmodified method, per cell with >= 2 seeds on each side.
 
     Columns: the cell, ``check``, seeds on each side, mean accuracies, ``difference`` (check
@@ -59,7 +56,8 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """
     out = []
     done = runs[runs["status"] == "finished"] if len(runs) else runs
-    keys = [c for c in CELL if c in done.columns]
+    # a cell: the configuration's one definition of a setting, less the check it compares
+    keys = [c for c in setting_fields(config_cls, exclude=("seed", "check")) if c in done.columns]
     for cell, group in done.groupby(keys, dropna=False, sort=True):
         base = group.loc[group["check"] == "none", "test_accuracy"].astype(float).tolist()
         for check, sub in group[group["check"] != "none"].groupby("check"):

@@ -3,7 +3,7 @@
 The caller's model is never modified: scoring happens on a private copy whose weights are
 restored from the original, with the current masks applied, before every round, so a scorer may
 change parameters, modes and gradients freely, and a stale ``.grad`` left by earlier training can
-never leak into a score (the reference code leaks it into GraSP and SynFlow, PROTOCOL.md).
+never leak into a score (the reference code leaks it into GraSP and SynFlow, docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from methods.base import Scorer, ScoringContext
+from pai_bench.methods.base import Scorer, ScoringContext
 from pai_bench.masks import Masks, apply_
 from pai_bench.models import prunable_names
 from pai_bench.pruning import exponential_schedule, fixed_layer_masks, threshold

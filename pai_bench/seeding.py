@@ -1,4 +1,4 @@
-"""Explicit randomness (STYLE.md #9): every random draw uses a local generator from a named stream.
+"""Explicit randomness (docs/architecture.md): every random draw uses a local generator from a named stream.
 
 Streams keep the draws of one stage independent of the others: adding a draw to the scorer does
 not change the initial weights or the data order of the same seed.

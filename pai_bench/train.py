@@ -1,4 +1,4 @@
-"""The one training loop (STYLE.md #8), extended by callbacks.
+"""The one training loop (docs/architecture.md), extended by callbacks.
 
 ``train`` runs SGD with the recipe's schedule from ``start_step`` to ``end_step``. It owns the two
 guarantees every experiment relies on:
@@ -26,10 +26,10 @@ from pai_bench.seeding import derive_seed
 
 
 class Diverged(ArithmeticError):
-    """The training loss became NaN or infinite."""
+    """The training loss, the weights or the final evaluation became NaN or infinite."""
 
-    def __init__(self, step: int, loss: float):
-        super().__init__(f"training diverged at step {step}: loss {loss}")
+    def __init__(self, step: int, loss: float, where: str = "the training loss"):
+        super().__init__(f"training diverged at step {step}: {where} is {loss}")
         self.step, self.loss = step, loss
 
 
@@ -108,6 +108,8 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
                 loop.epoch_loss, loop.epoch_correct, loop.epoch_seen = 0.0, 0, 0
             if loop.step >= end:
                 break
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise Diverged(loop.step, float("nan"), "a weight after the last step")
     for cb in callbacks:
         cb.on_end(loop)
     return loop

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+import pai_bench.baselines
 import pai_bench.dense
 import pai_bench.runner as runner
-from pai_bench.config import RunConfig
+from pai_bench.config import RunConfig, dense_config
+from pai_bench.plan import make_plan
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
 from pai_bench.pruning import global_masks
@@ -23,7 +25,8 @@ def run(tmp_path, **fields):
 
 @pytest.fixture
 def recorded(monkeypatch):
-    """Record every training the runner starts: its first step, lr and starting weights."""
+    """Record every training the runner and the baselines' rounds start: its first step, lr and
+    starting weights."""
     calls = []
     real = runner.train
 
@@ -41,13 +44,14 @@ def recorded(monkeypatch):
         kw["callbacks"] = [*kw.get("callbacks", ()), FirstStep(record)]
         return real(model, data, recipe, **kw)
     monkeypatch.setattr(runner, "train", spy)
+    monkeypatch.setattr(pai_bench.baselines, "train", spy)
     return calls
 
 
 def test_ltr_rewinds_to_the_snapshot_and_continues_the_schedule(tmp_path, recorded):
     summary, config = run(tmp_path, method="ltr", rewind_iter=17, lr=0.1)
     (call,) = recorded
-    dense_dir = tmp_path / "dense" / f"dense-{pai_bench.dense.dense_config(config).hash()}"
+    dense_dir = tmp_path / "dense" / f"dense-{dense_config(config).hash()}"
     snap = torch.load(dense_dir / "step_17.pt", weights_only=True)["model"]
     masks = call["masks"]
     for name, value in call["state"].items():
@@ -57,7 +61,7 @@ def test_ltr_rewinds_to_the_snapshot_and_continues_the_schedule(tmp_path, record
             assert torch.equal(value, snap[name])
     assert call["start"] == 17 and summary["start_step"] == 17
     # the MLP recipe decays at 50% and 75% of training: steps 15 and 22 of 30
-    assert call["lr"] == pytest.approx(runner.plan(config).recipe.lr_at(17, 10))
+    assert call["lr"] == pytest.approx(make_plan(config).recipe.lr_at(17, 10))
     assert call["lr"] == pytest.approx(0.1 * 0.1)
     assert summary["cost"]["sparse_train_epochs"] == pytest.approx(1.3)
     assert summary["cost"]["dense_train_epochs"] == pytest.approx(3.0)
@@ -66,21 +70,21 @@ def test_ltr_rewinds_to_the_snapshot_and_continues_the_schedule(tmp_path, record
 def test_after_training_mask_is_global_magnitude_of_trained_weights(tmp_path, recorded):
     summary, config = run(tmp_path, method="magnitude_after_training", sparsity=0.8)
     (call,) = recorded
-    dense_dir = tmp_path / "dense" / f"dense-{pai_bench.dense.dense_config(config).hash()}"
+    dense_dir = tmp_path / "dense" / f"dense-{dense_config(config).hash()}"
     trained = torch.load(dense_dir / "step_30.pt", weights_only=True)["model"]
     names = list(call["masks"])
     ones = Masks({n: torch.ones_like(trained[n], dtype=torch.bool) for n in names})
     expected = global_masks({n: trained[n].abs() for n in names}, 0.2, ones)
     assert call["masks"] == expected
     # learning-rate rewinding: retrained from the trained weights with the schedule from step 0
-    assert call["start"] == 0 and call["lr"] == pytest.approx(runner.plan(config).recipe.lr)
+    assert call["start"] == 0 and call["lr"] == pytest.approx(make_plan(config).recipe.lr)
     assert all(torch.equal(call["state"][n], trained[n]) for n in trained)
 
 
 def test_lottery_ticket_resets_to_initialization(tmp_path, recorded):
     run(tmp_path, method="lottery_ticket")
     (call,) = recorded
-    init = runner.build_model(runner.plan(RunConfig(method="lottery_ticket", **BASE))).state_dict()
+    init = make_plan(RunConfig(method="lottery_ticket", **BASE)).build_model().state_dict()
     assert call["start"] == 0
     assert all(torch.equal(call["state"][n], init[n]) for n in init)
 
@@ -104,7 +108,7 @@ def test_dense_network_is_trained_once(tmp_path, monkeypatch):
 def test_prune_at_scores_the_dense_weights_at_that_step(tmp_path, recorded):
     summary, config = run(tmp_path, method="magnitude", prune_at=8, sparsity=0.7)
     (call,) = recorded
-    dense_dir = tmp_path / "dense" / f"dense-{pai_bench.dense.dense_config(config).hash()}"
+    dense_dir = tmp_path / "dense" / f"dense-{dense_config(config).hash()}"
     w8 = torch.load(dense_dir / "step_8.pt", weights_only=True)["model"]
     names = list(call["masks"])
     ones = Masks({n: torch.ones_like(w8[n], dtype=torch.bool) for n in names})
@@ -126,12 +130,12 @@ def test_iterative_ltr_prunes_the_same_fraction_each_round(tmp_path, recorded):
 @pytest.mark.parametrize("fields, message", [
     (dict(method="ltr", prune_at=5), "prunes after training"),
     (dict(method="snip", rewind_iter=5), "applies to ltr only"),
-    (dict(method="ltr", method_args=(("a", "1"),)), "takes no --method-arg"),
+    (dict(method="ltr", method_args=(("a", "1"),)), "has no option 'a'"),
     (dict(method="nope"), "lottery_ticket, ltr, magnitude"),
 ])
 def test_bad_baseline_options(fields, message):
     with pytest.raises(ConfigError, match=message):
-        runner.plan(RunConfig(**{**BASE, **fields}))
+        make_plan(RunConfig(**{**BASE, **fields}))
 
 
 def test_prune_at_beyond_training_is_refused(tmp_path):

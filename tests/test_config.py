@@ -41,7 +41,7 @@ def test_roundtrip_through_dict():
     (dict(preset="fast"), "valid presets: paper, smoke"),
     (dict(epochs=0), "epochs must be a positive integer"),
     (dict(lr=0.0), "lr must be > 0"),
-    (dict(rounds=0), "rounds must be >= 1"),
+    (dict(rounds=0), "rounds must be a positive integer"),
     (dict(scope="per-layer"), "valid scopes"),
 ])
 def test_bad_values_are_named(bad, match):

@@ -4,14 +4,13 @@ import json
 
 import pytest
 
-import methods
-from baselines import BASELINES
+from pai_bench import methods
 from pai_bench.cli import main
-from sanity_checks import CHECKS
+from pai_bench.sanity_checks import CHECKS
 
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",
         "--subset", "128", "--test-subset", "50", "--sparsity", "0.8", "--no-progress"]
-BUILTIN = sorted(set(methods.SCORERS.names()) - {"test_row_sum"}) + BASELINES.names()
+BUILTIN = sorted(set(methods.scorer_names()) - {"test_row_sum"}) + methods.baseline_names()
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_spec_fields(name):
     assert spec.description and "\n" not in spec.description
 
 
-def test_paper_recipes():  # PROTOCOL.md, "Networks and data"
+def test_paper_recipes():  # docs/protocol.md, "Networks and data"
     assert MODELS.get("cifar_resnet_20").recipe == recipes.CIFAR
     assert MODELS.get("cifar_vgg_16").recipe == recipes.CIFAR
     assert MODELS.get("tinyimagenet_resnet_18").recipe == recipes.TINYIMAGENET

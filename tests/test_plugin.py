@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from methods import Scorer, ScoringContext
+from pai_bench.methods import Scorer, ScoringContext
 
 HERE = Path(__file__).resolve().parent
 

@@ -11,7 +11,7 @@ from pai_bench.models import create_model, prunable_names
 from pai_bench.pruning import global_masks
 from pai_bench.results import compare
 from pai_bench.train import train
-from sanity_checks import CHECKS, shuffle_masks
+from pai_bench.sanity_checks import CHECKS, shuffle_masks
 
 BASE = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=160,
             test_subset=50)
@@ -152,10 +152,10 @@ def test_erk_densities_by_hand_and_exact_totals():
 
 @pytest.mark.parametrize("method", ["random_erk", "random_uniform"])
 def test_layer_ratio_baselines_impose_their_densities(method):
-    from methods import make_scorer
+    from pai_bench.methods import make_method
     from pai_bench.scoring import compute_masks
     model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=0)
-    masks = compute_masks(make_scorer(method), model, density=0.05,
+    masks = compute_masks(make_method(method), model, density=0.05,
                           generator=torch.Generator().manual_seed(0), num_classes=10,
                           input_shape=(3, 32, 32))
     assert masks.kept() == round(0.05 * masks.total())

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
-from methods import SCORERS, Scorer, ScoringContext, make_scorer
-from methods.grasp import hessian_gradient_product
-from methods.helpers import gradients
+from pai_bench.methods import METHODS, Scorer, ScoringContext, make_method, scorer_names
+from pai_bench.methods.grasp import hessian_gradient_product
+from pai_bench.methods.helpers import gradients
 from pai_bench.data import load_split
 from pai_bench.masks import Masks
 from pai_bench.models import create_model, initialize, prunable_names
@@ -40,8 +40,8 @@ def context(model, data):
 
 
 def scorer(name):
-    options = getattr(SCORERS.get(name), "__dataclass_fields__", {})
-    return make_scorer(name, {k: v for k, v in FAST.items() if k in options})
+    options = getattr(METHODS.get(name), "__dataclass_fields__", {})
+    return make_method(name, {k: v for k, v in FAST.items() if k in options})
 
 
 def masks_of(name, model, data, density=0.1):  # one shot, whatever the method's default
@@ -133,7 +133,7 @@ def test_grasp_prunes_the_largest_s(data):
     assert kept.max() <= pruned.min()  # GraSP removes the top of S and keeps the bottom
 
 
-@pytest.mark.parametrize("name", SCORERS.names())
+@pytest.mark.parametrize("name", scorer_names())
 def test_every_scorer_scores_every_weight_and_prunes_exactly(name, data):
     model = tiny()
     scores = scorer(name).score(context(copy.deepcopy(model), data))
@@ -146,7 +146,7 @@ def test_every_scorer_scores_every_weight_and_prunes_exactly(name, data):
     assert masks_of(name, model, data, density=0.1) == masks  # same seed, same masks
 
 
-@pytest.mark.parametrize("name", SCORERS.names())
+@pytest.mark.parametrize("name", scorer_names())
 def test_stale_gradients_do_not_leak_and_the_callers_model_is_untouched(name, data):
     model = tiny()
     clean = masks_of(name, model, data)
@@ -192,8 +192,8 @@ def test_iterative_snip_never_brings_weights_back(data):
 
 
 def test_rounds_default_to_the_methods_own():
-    assert SCORERS.get("synflow").default_rounds == 100 and SCORERS.get("snip").default_rounds == 1
-    rec = Recording(make_scorer("magnitude"), default_rounds=3)
+    assert METHODS.get("synflow").default_rounds == 100 and METHODS.get("snip").default_rounds == 1
+    rec = Recording(make_method("magnitude"), default_rounds=3)
     compute_masks(rec, tiny(), density=0.5, generator=torch.Generator(), num_classes=CLASSES,
                   input_shape=SHAPE)
     assert len(rec.seen) == 3

@@ -13,7 +13,7 @@ import pytest
 from pai_bench.cli import main
 from pai_bench.errors import ConfigError
 from pai_bench.results import load_runs
-from pai_bench.sweep import spec_from_dict
+from pai_bench.sweeps import spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "640",
@@ -65,11 +65,13 @@ def test_table_warns_about_a_truncated_result_and_goes_on(tmp_path, capsys):
                  "--epochs", "1", *SWEEP, "--results-dir", str(tmp_path)]) == 0
     first, second = summaries(tmp_path)
     second.write_text(second.read_text()[:40])  # a truncated file
-    with pytest.warns(UserWarning, match=str(second)):
-        runs = load_runs(tmp_path)
+    capsys.readouterr()
+    runs = load_runs(tmp_path)
     assert len(runs) == 1
-    with pytest.warns(UserWarning, match="skipping unreadable result"):
-        assert main(["table", "--results-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert str(second) in err and "invalid" in err  # one line naming it
+    assert second.with_name("summary.json.corrupt").exists()  # kept aside, not deleted
+    assert main(["table", "--results-dir", str(tmp_path)]) == 0
     assert "random" in capsys.readouterr().out
 
 

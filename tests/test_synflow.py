@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from methods import ScoringContext, make_scorer
-from methods.helpers import linearized_copy
+from pai_bench.methods import ScoringContext, make_method
+from pai_bench.methods.helpers import linearized_copy
 from pai_bench.errors import ScoreError
 from pai_bench.masks import Masks, apply_
 from pai_bench.models import create_model, initialize, prunable_names
@@ -53,7 +53,7 @@ def test_the_scores_of_every_layer_sum_to_r(build, pruned):
         masks = Masks({n: torch.rand(m.shape, generator=g) < 0.5 for n, m in masks.items()})
         apply_(net, masks)
     r = flow(net, shape)
-    scores = make_scorer("synflow").score(context(copy.deepcopy(net), shape, masks))
+    scores = make_method("synflow").score(context(copy.deepcopy(net), shape, masks))
     for name, s in scores.items():
         assert s.dtype == torch.float64
         assert float(s.sum()) == pytest.approx(float(r), rel=1e-9), name
@@ -76,10 +76,10 @@ def test_float64_scores_are_finite_where_float32_overflows(name, shape, deep):
     # seed, all beyond float32's 3.4e38.
     assert torch.isinf(flow(model, shape, torch.float32))
     assert torch.isfinite(flow(model, shape, torch.float64))
-    scores = make_scorer("synflow").score(context(copy.deepcopy(model), shape))
+    scores = make_method("synflow").score(context(copy.deepcopy(model), shape))
     assert all(bool(torch.isfinite(s).all()) for s in scores.values())
     with pytest.raises(ScoreError, match="overflowed"):
-        make_scorer("synflow", {"dtype": "float32"}).score(context(copy.deepcopy(model), shape))
+        make_method("synflow", {"dtype": "float32"}).score(context(copy.deepcopy(model), shape))
 
 
 def test_synflow_avoids_the_layer_collapse_of_one_shot_pruning():
@@ -90,7 +90,7 @@ def test_synflow_avoids_the_layer_collapse_of_one_shot_pruning():
     vgg = create_model("cifar_vgg_16", num_classes=CLASSES, input_shape=shape, seed=0)
 
     def collapsed(method, density, rounds=None):
-        masks = compute_masks(make_scorer(method), vgg, density=density, rounds=rounds,
+        masks = compute_masks(make_method(method), vgg, density=density, rounds=rounds,
                               generator=torch.Generator().manual_seed(0), num_classes=CLASSES,
                               input_shape=shape)
         return [row["name"] for row in masks.layer_report() if row["collapsed"]]

@@ -26,7 +26,7 @@ class Split(ABC):
     Every tensor it yields is on the CPU, float32 and normalized; ``get`` never augments.
     ``batches`` is one pass (an epoch): shuffled iff a generator is given, and augmentation
     draws its randomness from that same generator, so one generator state gives bit-identical
-    batches (STYLE.md #9: no global RNG).
+    batches (docs/architecture.md: no global RNG).
     """
 
     num_classes: int

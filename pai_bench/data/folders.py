@@ -90,8 +90,11 @@ def _decode_chunk(paths: list[str], size: tuple[int, int]) -> np.ndarray:
     """Decode images to RGB uint8 (n, H, W, 3); a worker task, so a module-level function."""
     out = np.empty((len(paths), *size, 3), np.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except (OSError, SyntaxError, ValueError) as e:  # PIL: truncated, foreign, unreadable
+            raise DataNotFoundError(f"cannot read image {path}: {e}") from None
         if pixels.shape[:2] != size:
             raise DataNotFoundError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; "
                                     f"this data set expects {size[1]}x{size[0]}")

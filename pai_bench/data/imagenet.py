@@ -14,6 +14,9 @@ from typing import Iterator
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import default_loader
 
 from pai_bench.data.base import DATASETS, DatasetSpec, Split, check_batch_args
 from pai_bench.errors import DataNotFoundError
@@ -25,8 +28,6 @@ SEED_RANGE = 2**62  # per-example augmentation seeds are drawn from [0, SEED_RAN
 
 def _transforms(image_size: int, resize: int):
     """(train, test) torchvision pipelines ending in normalized float32 tensors."""
-    from torchvision import transforms as T  # imported here: slow, and only ImageNet needs it
-
     normalize = [T.ToTensor(), T.Normalize(*IMAGENET_STATS)]
     train = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), *normalize])
     test = T.Compose([T.Resize(resize), T.CenterCrop(image_size), *normalize])
@@ -44,8 +45,6 @@ class _Examples(Dataset):
         return len(self.samples)
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[Tensor, int]:
-        from torchvision.datasets.folder import default_loader
-
         index, seed = item
         path, label = self.samples[index]
         image = default_loader(path)
@@ -95,8 +94,6 @@ def load_imagenet(root: Path, split: str, cache_dir: Path | None = None, *,
                   num_classes: int = 1000, **options) -> StreamingSplit:
     """ImageNet's ``train/`` or (for "test") ``val/`` class folders; ``options`` go to
     StreamingSplit (image_size, resize, num_workers). ``cache_dir`` is unused: no decode cache."""
-    from torchvision.datasets import ImageFolder
-
     sub = "train" if split == "train" else "val"
     searched = [Path(root).absolute() / sub, Path(root).absolute() / "imagenet" / sub]
     folder = next((f for f in searched if f.is_dir()), None)

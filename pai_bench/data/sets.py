@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchvision.datasets
 
 from pai_bench.data.base import DATASETS, DatasetSpec
 from pai_bench.data.folders import (FileList, annotated_folder, cache_path, class_folders,
@@ -55,8 +56,6 @@ def _missing_parents(path: Path) -> list[Path]:
 
 def _torchvision_cifar(root: Path, split: str, name: str, tv_class: str, searched: list[Path]):
     """torchvision's CIFAR archive under ``root``, downloaded there if absent."""
-    import torchvision.datasets  # imported here: it slows every start-up by ~1 s otherwise
-
     cls = getattr(torchvision.datasets, tv_class)
     created = _missing_parents(root)
     try:

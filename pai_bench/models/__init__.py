@@ -15,41 +15,21 @@ Adding a model (the extension point) is one registration in a family module::
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 from pai_bench.errors import ConfigError
-from pai_bench.recipes import Recipe
-from pai_bench.registry import Registry
+from pai_bench.models.base import MODELS, ModelSpec
+from pai_bench.models import cifar_resnet, cifar_vgg, imagenet_resnet, mlp  # noqa: F401 (registers)
 
-# The layer types whose weights are prunable (PROTOCOL.md: every conv and linear layer, the
+# The layer types whose weights are prunable (docs/protocol.md: every conv and linear layer, the
 # output layer and 1x1 shortcuts included; never biases or BatchNorm).
 PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 _BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registered network: how to build it and how the paper trains it.
 
-    ``build(num_classes, input_shape, width)`` returns a freshly built module; its initial weights
-    do not matter, because :func:`create_model` re-initializes every parameter with
-    :func:`initialize`. ``width`` is ``None`` for the default width, and is only ever something
-    else when ``has_width`` is true (``create_model`` refuses it otherwise).
-    """
-
-    name: str
-    build: Callable[..., nn.Module]
-    recipe: Recipe  # the paper's training recipe for this model
-    dataset: str  # default data set: "cifar10", "tinyimagenet" or "imagenet"
-    description: str  # one line, printed by `python -m pai_bench list`
-    has_width: bool = False
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def create_model(
@@ -63,7 +43,7 @@ def create_model(
     """Build model ``name`` and initialize it from ``seed`` alone.
 
     Same seed, same arguments -> bit-identical ``state_dict``. Torch's global RNG is left exactly
-    as it was (STYLE.md #9): layer constructors draw their default init from it, so building runs
+    as it was (docs/architecture.md): layer constructors draw their default init from it, so building runs
     inside ``fork_rng``, seeded too so that any parameter :func:`initialize` might not cover is
     still a function of ``seed``.
     """
@@ -90,7 +70,7 @@ def initialize(model: nn.Module, generator: torch.Generator) -> None:
 
     Conv2d and Linear weights: ``kaiming_normal_`` with its defaults (fan_in, leaky_relu a=0,
     i.e. std sqrt(2 / fan_in)). BatchNorm: weight uniform in [0, 1] (open_lth's "uniform"
-    BN init) and running statistics reset. Every bias (conv, linear, BN) zero, as PROTOCOL.md
+    BN init) and running statistics reset. Every bias (conv, linear, BN) zero, as docs/protocol.md
     says; open_lth itself zeroes only BN biases and leaves conv/linear biases at PyTorch's
     default, so a bias-free init is the one place we differ. All draws come from ``generator``
     (a CPU generator: the model must be on the CPU), never the global RNG.
@@ -152,9 +132,5 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str,
     # A layer the forward pass never reaches costs nothing, but it still gets a key.
     return {name: macs.get(name, 0) for name, _ in prunable}
 
-
-# Importing the family modules fills MODELS. They import MODELS and ModelSpec from this module,
-# so these imports must come after both are defined.
-from pai_bench.models import cifar_resnet, cifar_vgg, imagenet_resnet, mlp  # noqa: E402,F401
 
 __all__ = ["MODELS", "ModelSpec", "create_model", "initialize", "prunable_names", "layer_macs"]

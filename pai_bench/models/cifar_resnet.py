@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pai_bench import recipes
-from pai_bench.models import MODELS, ModelSpec
+from pai_bench.models.base import MODELS, ModelSpec
 
 DEPTHS = (20, 32, 44, 56, 110)
 DEFAULT_WIDTH = 16  # channels of the first stage, as in He et al. (2016) and open_lth

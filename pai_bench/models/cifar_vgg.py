@@ -12,7 +12,7 @@ from functools import partial
 from torch import Tensor, nn
 
 from pai_bench import recipes
-from pai_bench.models import MODELS, ModelSpec
+from pai_bench.models.base import MODELS, ModelSpec
 
 PLANS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],

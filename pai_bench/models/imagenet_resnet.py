@@ -1,7 +1,7 @@
 """torchvision's ImageNet ResNets: ResNet-18 for TinyImageNet and ResNet-50 for ImageNet.
 
 The architecture is torchvision's unchanged, ImageNet stem (7x7 stride-2 conv + 3x3 max pool)
-included: PROTOCOL.md keeps that stem for TinyImageNet's 64x64 images too. torchvision's own
+included: docs/protocol.md keeps that stem for TinyImageNet's 64x64 images too. torchvision's own
 initialization is replaced by ``initialize`` (open_lth's), which create_model applies.
 """
 
@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models import resnet18, resnet50
 
 from pai_bench import recipes
-from pai_bench.models import MODELS, ModelSpec
+from pai_bench.models.base import MODELS, ModelSpec
 
 
 def _builder(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from torch import nn
 
 from pai_bench import recipes
-from pai_bench.models import MODELS, ModelSpec
+from pai_bench.models.base import MODELS, ModelSpec
 
 HIDDEN = (300, 100)
 

@@ -10,19 +10,31 @@
 * 5,000 class-balanced CIFAR-10 training images, 8 epochs with the paper's schedule shape
   (x0.1 at 50% and 75%), batch 32 and lr 0.05 (more steps for the same compute: measured dense
   accuracy 48.9% against 44.2% with batch 128 and lr 0.1, and 45.7% for 10,000 images x 4
-  epochs), bfloat16 autocast; the full 10,000-image test set (evaluation is cheap, and it
+  epochs), ``precision="auto"``: bfloat16 autocast on a CPU with native bfloat16 (the machine
+  of the committed results), float32 where bf16 would be emulated (``pai_bench.precision``:
+  ten times slower there); the two are different settings, never averaged together; the full 10,000-image test set (evaluation is cheap, and it
   halves the noise of a 2,000-image slice);
 * sparsities 0.5 and 0.9: at width 8, 90% sparsity leaves 6.8k weights, where the methods part
   ways without all collapsing to chance; 3 seeds, enough for Welch's test to call large
   differences. The ablations use 0.9 only.
 
-Each preset is a list of sweeps (one per network); ``python -m pai_bench reproduce NAME``.
+Each experiment is a list of sweeps (one per network); ``python -m pai_bench reproduce NAME``,
+or ``reproduce(NAME, scale, ...)`` from Python. (An *experiment* is a named list of sweeps; a
+*preset*, the ``preset`` field of a run, is its training recipe: paper or smoke.)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
+from pai_bench import report
+from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.sweep import SweepSpec
+from pai_bench.precision import resolve
+from pai_bench.recipes import PRUNE_EARLY_STEPS
+from pai_bench.sweeps import SweepSpec, run_sweep
 
 PAI_METHODS = ("random", "magnitude", "snip", "grasp", "grasp_abs", "synflow")
 AFTER_TRAINING = ("magnitude_after_training", "ltr")
@@ -34,10 +46,9 @@ PAPER_DATA = {"cifar_resnet_20": "cifar10", "cifar_vgg_16": "cifar10",
 # Weights remaining 0.8^k (the lottery-ticket grid), from 80% down to about 1.4%.
 PAPER_SPARSITIES = tuple(round(1 - 0.8**k, 6) for k in (1, 2, 3, 5, 7, 9, 11, 13, 15, 17, 19))
 PAPER_SEEDS = (0, 1, 2, 3, 4)
-EARLY_STEPS = (0, 100, 200, 500, 1000, 2000, 4000)
 
 CPU_RUN = dict(model="cifar_resnet_20", width=8, dataset="cifar10", epochs=8, subset=5000,
-               batch_size=32, lr=0.05, precision="bf16")
+               batch_size=32, lr=0.05, precision="auto")
 CPU_SPARSITIES = (0.5, 0.9)
 CPU_SEEDS = (0, 1, 2)
 
@@ -48,7 +59,7 @@ def _paper(methods, checks=("none",), prune_at=(0,)) -> list[SweepSpec]:
                       run=dict(model=m, dataset=PAPER_DATA[m])) for m in PAPER_MODELS]
 
 
-PRESETS: dict[str, dict[str, list[SweepSpec]]] = {
+EXPERIMENTS: dict[str, dict[str, list[SweepSpec]]] = {
     "main": {
         "paper": _paper(PAI_METHODS + AFTER_TRAINING),
         "cpu": [SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES,
@@ -61,7 +72,7 @@ PRESETS: dict[str, dict[str, list[SweepSpec]]] = {
                           run=CPU_RUN)],
     },
     "early": {
-        "paper": _paper(("magnitude", "snip", "grasp", "synflow"), prune_at=EARLY_STEPS),
+        "paper": _paper(("magnitude", "snip", "grasp", "synflow"), prune_at=(0, *PRUNE_EARLY_STEPS)),
         "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow"),
                           sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
                           prune_at=(0, 50, 100, 200), run=CPU_RUN)],
@@ -69,10 +80,32 @@ PRESETS: dict[str, dict[str, list[SweepSpec]]] = {
 }
 
 
-def load(name: str, scale: str) -> list[SweepSpec]:
-    if name not in PRESETS:
+def experiment(name: str, scale: str) -> list[SweepSpec]:
+    """The sweeps of experiment ``name`` at ``scale`` ("paper" or "cpu")."""
+    if name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; valid experiments: "
-                          f"{', '.join(sorted(PRESETS))}")
-    if scale not in PRESETS[name]:
-        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(PRESETS[name])}")
-    return PRESETS[name][scale]
+                          f"{', '.join(sorted(EXPERIMENTS))}")
+    if scale not in EXPERIMENTS[name]:
+        raise ConfigError(f"unknown scale {scale!r}; valid scales: "
+                          f"{', '.join(EXPERIMENTS[name])}")
+    return EXPERIMENTS[name][scale]
+
+
+def configs(name: str, scale: str) -> list[RunConfig]:
+    """Every run of experiment ``name`` at ``scale``."""
+    return [c for spec in experiment(name, scale) for c in spec.configs()]
+
+
+def reproduce(name: str, scale: str = "cpu", *, results_dir: Path | str, data_root,
+              out: Path | str | None = None, say=print, **sweep_options) -> tuple[list[dict], Path]:
+    """Run experiment ``name`` (resumable, like any sweep) and write its tables and figures to
+    ``out`` (default ``<results_dir>/<scale>/<name>``). ``sweep_options``: those of
+    ``pai_bench.sweeps.run_sweep`` (device, workers, threads, executor, ...). Returns the results
+    of the runs done this time and the report folder."""
+    device = torch.device(sweep_options.get("device", "cpu"))
+    runs = list(dict.fromkeys(resolve(c, device) for c in configs(name, scale)))
+    results = run_sweep(runs, data_root=data_root, results_dir=Path(results_dir), say=say,
+                        **sweep_options)
+    out = Path(out) if out is not None else Path(results_dir) / scale / name
+    say(report.write_report(results_dir, out, latex=True, configs=runs))
+    return results, out

@@ -1,0 +1,57 @@
+"""The Python API: what the command line does, as calls that return data.
+
+Example (a notebook, a script)::
+
+    import pai_bench
+
+    summary = pai_bench.run(method="synflow", model="cifar_resnet_20", sparsity=0.9,
+                            preset="smoke", data_root="../shared/data/cifar10-jpeg")
+    summary["test_accuracy"]
+
+    pai_bench.sweep(methods=["snip", "random"], sparsities=[0.5, 0.9], seeds=[0, 1],
+                    run=dict(preset="smoke"), data_root="../shared/data/cifar10-jpeg")
+    runs = pai_bench.load_runs("results")          # one pandas row per stored run
+
+Settings are the fields of ``pai_bench.RunConfig`` (``python -m pai_bench run --help`` lists them
+with their help), with the command line's defaults (``precision="auto"``); results go to ``results_dir`` (default ``$PAI_BENCH_RESULTS``, else
+``./results``) exactly as from the command line, so ``table`` and ``plot`` read them too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pai_bench import paths, runner
+from pai_bench import sweeps
+from pai_bench.config import RunConfig, entry_defaults
+from pai_bench.data import resolve_data_root
+from pai_bench.device import resolve_device
+from pai_bench.results import load_runs
+
+
+def run(config: RunConfig | None = None, *, results_dir: Path | str | None = None,
+        data_root: Path | str | None = None, device: str = "auto", progress: bool = False,
+        log=print, **settings) -> dict:
+    """Run one configuration (``config``, or ``RunConfig(**settings)``) and return its summary;
+    a run already stored returns its stored summary."""
+    config = config if config is not None else RunConfig(**{**entry_defaults(), **settings})
+    return runner.execute(config, data_root=resolve_data_root(data_root),
+                          results_dir=Path(results_dir or paths.default_results_dir()),
+                          device=resolve_device(device), progress=progress, log=log)
+
+
+def sweep(methods, *, results_dir: Path | str | None = None, data_root=None,
+          device: str = "auto", workers: int = 1, progress: bool = False, run: dict | None = None,
+          **axes) -> list[dict]:
+    """Every combination of ``methods`` and the axes (``sparsities``, ``seeds``, ``checks``,
+    ``prune_at``), sharing the settings ``run``; resumable like the CLI's ``sweep``. Returns the
+    results of the runs done this time."""
+    spec = sweeps.spec_from_dict(dict(methods=list(methods), run={**entry_defaults(), **(run or {})},
+                                      **{k: list(v) for k, v in axes.items()}))
+    return sweeps.run_sweep(spec.configs(), data_root=resolve_data_root(data_root),
+                            results_dir=Path(results_dir or paths.default_results_dir()),
+                            device=str(resolve_device(device)), workers=workers,
+                            progress=progress)
+
+
+__all__ = ["run", "sweep", "load_runs", "RunConfig"]

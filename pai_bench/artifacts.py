@@ -1,0 +1,154 @@
+"""Stored artifacts read back and validated against the run they belong to.
+
+Every file the suite reads from a results folder (a run's summary, masks and checkpoint, a dense
+snapshot, an iterative baseline's round weights) goes through one of the ``read_*`` functions
+here. Each returns the content, or None when the file is missing *or fails validation*: a
+truncated or garbage file, and a well-formed one that does not fit the run (a summary whose hash
+is not its folder's, an accuracy outside [0, 1], masks missing a layer or keeping the wrong
+count, a checkpoint past the end of the schedule). A failing file is moved aside (renamed with a
+``.corrupt`` suffix, never deleted) with one warning line naming it, and the caller recomputes
+the stage as if the file had never been written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from pai_bench.config import RunConfig
+from pai_bench.errors import ConfigError
+from pai_bench.masks import Masks
+
+STATUSES = ("finished", "diverged")
+# What a run's summary must hold, and of which types (None allowed where a run can lack it).
+SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
+    "config": (dict,), "hash": (str,), "status": (str,), "test_accuracy": (float, int, type(None)),
+    "test_loss": (float, int, type(None)), "sparsity": (float, int), "kept": (int,),
+    "prunable": (int,), "seconds": (float, int),
+}
+
+
+class Invalid(Exception):
+    """A stored file that does not fit the run it belongs to."""
+
+
+def quarantine(path: Path, reason: str) -> Path:
+    """Move ``path`` aside as ``<name>.corrupt`` (``.corrupt.1``, ... if taken); say so once."""
+    target = path.with_name(path.name + ".corrupt")
+    n = 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt.{n}")
+    path.rename(target)
+    print(f"[pai-bench] warning: {path} is invalid ({reason}); kept as {target.name}, "
+          f"recomputing", file=sys.stderr)
+    return target
+
+
+def read_valid(path: Path, read: Callable[[Path], Any], check: Callable[[Any], None]) -> Any:
+    """``read(path)`` if the file exists and passes ``check``; otherwise None (quarantined)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        value = read(path)
+        check(value)
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with a file, it is recomputed
+        quarantine(path, f"{type(e).__name__}: {e}".splitlines()[0][:200])
+        return None
+    return value
+
+
+def strict_json(path: Path) -> Any:
+    """JSON without the NaN/Infinity literals Python would otherwise accept."""
+    def refuse(literal):
+        raise ValueError(f"non-standard JSON literal {literal}")
+    return json.loads(Path(path).read_text(), parse_constant=refuse)
+
+
+def check_summary(summary: Any, folder_hash: str, config_cls: type = RunConfig) -> None:
+    if not isinstance(summary, dict):
+        raise Invalid("not a JSON object")
+    for key, types in SUMMARY_FIELDS.items():
+        if key not in summary:
+            raise Invalid(f"field {key!r} is missing")
+        if not isinstance(summary[key], types) or isinstance(summary[key], bool):
+            raise Invalid(f"field {key!r} is {summary[key]!r}")
+    try:
+        config_hash = config_cls.from_dict(summary["config"]).hash()
+    except (ConfigError, TypeError) as e:
+        raise Invalid(f"its config is invalid: {e}") from None
+    if not summary["hash"] == config_hash == folder_hash:
+        raise Invalid(f"its config hashes to {config_hash}, the folder's hash is {folder_hash}")
+    if summary["status"] not in STATUSES:
+        raise Invalid(f"status {summary['status']!r}")
+    acc = summary["test_accuracy"]
+    if summary["status"] == "finished" and (acc is None or not 0.0 <= acc <= 1.0):
+        raise Invalid(f"test accuracy {acc!r} is not in [0, 1]")
+    if summary["status"] == "finished" and not math.isfinite(summary["test_loss"]):
+        raise Invalid(f"test loss {summary['test_loss']!r}")
+    if not 0 <= summary["kept"] <= summary["prunable"]:
+        raise Invalid(f"kept {summary['kept']} of {summary['prunable']}")
+
+
+def read_summary(path: Path, folder_hash: str, config_cls: type = RunConfig) -> dict | None:
+    """A run's ``summary.json``, if it is one of the run whose hash is ``folder_hash``."""
+    return read_valid(path, strict_json, lambda s: check_summary(s, folder_hash, config_cls))
+
+
+def check_masks(masks: Masks, model: nn.Module, names: list[str], kept: int | None) -> None:
+    if list(masks) != list(names):
+        missing, extra = set(names) - set(masks), set(masks) - set(names)
+        raise Invalid(f"masks cover {sorted(extra) or 'no extra'} / miss {sorted(missing) or 'none'}"
+                      if missing or extra else "masks are not in the model's order")
+    masks.check_model(model)
+    if kept is not None and masks.kept() != kept:
+        raise Invalid(f"{masks.kept()} weights kept, the run keeps {kept}")
+
+
+def read_masks(path: Path, model: nn.Module, names: list[str],
+               kept: int | None = None) -> Masks | None:
+    """Masks over exactly ``names`` (the model's prunable weights, in order), of the model's
+    shapes, keeping ``kept`` weights when given."""
+    return read_valid(path, Masks.load, lambda m: check_masks(m, model, names, kept))
+
+
+def check_state(state: Any, model: nn.Module) -> None:
+    """``state`` is a state dict of ``model``: the same keys and shapes."""
+    reference = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(reference):
+        raise Invalid("the weights are not those of this run's model")
+    for key, value in reference.items():
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != value.shape:
+            raise Invalid(f"{key!r} has the wrong shape")
+
+
+def load_torch(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def check_training_state(state: Any, model: nn.Module, first: int, last: int) -> None:
+    """A checkpoint or snapshot: model and optimizer state, and a step in [first, last]."""
+    if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
+        raise Invalid("not a training state (model, optimizer, step)")
+    check_state(state["model"], model)
+    step = state["step"]
+    if not isinstance(step, int) or not first <= step <= last:
+        raise Invalid(f"step {step!r} is outside [{first}, {last}]")
+
+
+def read_training_state(path: Path, model: nn.Module, first: int, last: int) -> dict | None:
+    """A run's checkpoint (``first``: where its training starts, ``last``: the step before its
+    end) or a dense snapshot (``first == last``: the step its file name says)."""
+    return read_valid(path, load_torch, lambda s: check_training_state(s, model, first, last))
+
+
+def read_weights(path: Path, model: nn.Module) -> dict | None:
+    """A model state dict of ``model`` (an iterative baseline's round weights)."""
+    return read_valid(path, load_torch, lambda s: check_state(s, model))

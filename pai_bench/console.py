@@ -1,0 +1,168 @@
+"""What a run prints: its summary and per-layer densities, and time estimates before long work
+(a run on the paper recipe, a sweep, a reproduction)."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import torch
+
+from pai_bench import paths
+from pai_bench.config import RunConfig, dense_config, resolve_recipe, resolve_subsets
+from pai_bench.data import DATASETS
+from pai_bench.models import MODELS, create_model
+from pai_bench.plan import make_plan
+from pai_bench.precision import cpu_capability, cpu_native_bf16
+from pai_bench.train import autocast
+
+# Training-set sizes, for estimating a run's length before its data is loaded.
+TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000,
+               "imagenet": 1_281_167}
+SLOW_SECONDS = 3600  # warn when the estimate is above an hour
+
+
+def format_run(summary: dict, run_dir: Path, cached: bool = False) -> str:
+    lines = [f"run {run_dir}" + ("  (stored result, not retrained)" if cached else "")]
+    layers = run_dir / paths.LAYERS
+    if layers.exists():
+        lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s} "
+                     f"{'effective':>9s}")
+        with open(layers) as f:
+            for row in csv.DictReader(f):
+                eff = float(row.get("effective_density", "nan"))
+                flag = ("  COLLAPSED" if row["collapsed"] == "True" else
+                        "  DEAD (nothing effective)" if eff == 0 else "")
+                lines.append(f"  {row['name']:40s} {row['shape']:>16s} {row['kept']:>9s} "
+                             f"{float(row['density']):8.4f} {eff:9.4f}{flag}")
+    acc = summary["test_accuracy"]
+    lines.append(f"status: {summary['status']}")
+    lines.append(f"sparsity of prunable weights: {summary['sparsity']:.6f} "
+                 f"({summary['kept']} of {summary['prunable']} kept)")
+    if summary.get("effective_sparsity") is not None:
+        lines.append(f"effective sparsity: {summary['effective_sparsity']:.6f} "
+                     f"({summary['ineffective_kept']} kept weights on no input-output path)")
+    lines.append("test accuracy: " + (f"{acc:.4f}" if acc is not None else "n/a") +
+                 f" on {summary['test_examples']} examples" + _dense(summary))
+    cost = summary.get("cost")
+    if cost:
+        lines.append(f"training cost: {cost['train_epochs']:.2f} epochs "
+                     f"({cost['dense_train_epochs']:.2f} dense + {cost['sparse_train_epochs']:.2f} "
+                     f"sparse), {cost['train_macs'] / 1e12:.4g} TMACs; inference: "
+                     f"{cost['inference_macs'] / 1e6:.4g} MMACs per example "
+                     f"(dense {cost['dense_inference_macs'] / 1e6:.4g})")
+    return "\n".join(lines)
+
+
+def _dense(summary: dict) -> str:
+    dense = summary.get("dense_test_accuracy")
+    return f" (dense network: {dense:.4f})" if dense is not None else ""
+
+
+def images_per_second(config: RunConfig, device: torch.device, threads: int | None = None) -> float:
+    """Training images per second of ``config``'s network on ``device``, measured on 3 steps of
+    random input (the first not counted), with the run's precision and ``threads`` threads."""
+    data = DATASETS.get(config.dataset)
+    model = create_model(config.model, num_classes=data.num_classes, input_shape=data.input_shape,
+                         seed=0, width=config.width).to(device)
+    batch = min(_recipe(config).batch_size, 64)
+    x = torch.randn(batch, *data.input_shape, device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    times = []
+    try:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            opt.zero_grad()
+            with autocast(device, config.precision):
+                loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return batch / min(times[1:])
+
+
+def training_images(config: RunConfig) -> int:
+    """Images one training of ``config`` processes: training-set size x epochs."""
+    train_size = resolve_subsets(config)[0] or TRAIN_SIZES.get(config.dataset, 50_000)
+    return train_size * _recipe(config).epochs
+
+
+def _recipe(config: RunConfig):
+    return resolve_recipe(config, MODELS.get(config.model).recipe)
+
+
+def estimate_seconds(config: RunConfig, device: torch.device) -> float:
+    """Seconds the run's training will take, from a measured throughput on random input."""
+    return training_images(config) / images_per_second(config, device)
+
+
+def sweep_estimate(configs: list[RunConfig], device: torch.device, workers: int = 1,
+                   threads: int | None = 1, sized_for: float | None = None,
+                   results_dir: Path | None = None) -> str:
+    """What a sweep of ``configs`` (the runs still to do) will take here, said before it starts:
+    the runs, the dense networks they train first, the measured throughput per worker, the
+    wall time; and, when the throughput is far below ``sized_for`` (images/s per worker that
+    the experiment was sized for), the likely cause."""
+    if not configs:
+        return ""
+    speed: dict[tuple, float] = {}
+    images = 0.0
+    seconds = 0.0
+    dense = {dense_config(c) for c in configs if make_plan(c).is_baseline or c.prune_at}
+    if results_dir is not None:  # those already trained cost nothing
+        dense = {d for d in dense if not (paths.dense_dir(results_dir, d) / paths.SUMMARY).exists()}
+    for c in [*configs, *dense]:
+        key = (c.model, c.width, c.dataset, c.batch_size, c.precision)
+        if key not in speed:
+            speed[key] = images_per_second(c, device, threads)
+        n = training_images(c)
+        images += n
+        seconds += n / speed[key]
+    rate = images / seconds
+    wall = seconds / max(1, workers)
+    text = (f"[pai-bench] estimate: {len(configs)} run(s) and {len(dense)} dense network(s), "
+            f"{rate:,.0f} training images/s per worker measured here ({configs[0].precision}, "
+            f"{threads or torch.get_num_threads()} thread(s)): about {_duration(wall)} with "
+            f"{workers} worker(s)")
+    if sized_for and rate < sized_for / 2:
+        text += (f"\n[pai-bench] warning: that is far below the {sized_for:,.0f} images/s per "
+                 f"worker this experiment was sized for; likely cause: "
+                 f"{_likely_cause(configs[0], device, threads)}")
+    return text
+
+
+def _likely_cause(config: RunConfig, device: torch.device, threads: int | None) -> str:
+    if device.type == "cpu" and config.precision == "bf16" and not cpu_native_bf16():
+        return ("bf16 on a CPU without native bfloat16 (emulated, about 10x slower): use "
+                "--precision auto or fp32")
+    if device.type == "cpu" and config.precision == "fp32" and not cpu_native_bf16():
+        return (f"this CPU has no native bfloat16 ({cpu_capability()}), so precision auto runs "
+                f"fp32, about 2.5x slower than the bf16 the experiment was sized with")
+    return (f"a slower CPU or fewer threads than sized for ({threads or torch.get_num_threads()} "
+            f"thread(s) per worker); another process using the cores")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} hours"
+
+
+def warn_if_slow(config: RunConfig, device: torch.device, say) -> None:
+    """Before a long run on a CPU, say how long it will take and that ``--preset smoke`` exists."""
+    if device.type != "cpu" or config.preset != "paper":
+        return
+    seconds = estimate_seconds(config, device)
+    if seconds > SLOW_SECONDS:
+        say(f"[pai-bench] no GPU: the {config.preset} recipe for {config.model} will train for "
+            f"about {seconds / 3600:.0f} hours on this CPU. `--preset smoke` runs the same "
+            f"pipeline in about a minute; `--epochs`/`--subset` shrink it by hand.")
