@@ -92,6 +92,7 @@ class MagnitudeAfterTraining(Baseline):
     """Magnitude pruning after training, retrained with learning-rate rewinding"""
 
     name = "magnitude_after_training"
+    color, marker = "navy", "*"
 
 
 @dataclass
@@ -99,6 +100,7 @@ class LTR(Baseline):
     """Lottery-ticket rewinding: magnitude after training, rewind to an early step"""
 
     name = "ltr"
+    color, marker = "tab:orange", "X"
     start = "rewind"
     restart_schedule = False
 
@@ -108,4 +110,5 @@ class LotteryTicket(Baseline):
     """The original lottery ticket: magnitude after training, reset to initialization"""
 
     name = "lottery_ticket"
+    color, marker = "tab:cyan", "d"
     start = "init"

@@ -50,6 +50,9 @@ class Method:
 
     name: ClassVar[str] = ""
     after_training: ClassVar[bool] = False  # True for baselines: masks from the trained network
+    # How figures draw it, the same in every figure (None: a deterministic pick from the name).
+    color: ClassVar[str | None] = None
+    marker: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -71,6 +71,7 @@ class GraSP(Scorer):
     """
 
     name = "grasp"
+    color, marker = "tab:green", "^"
     samples_per_class: int = SAMPLES_PER_CLASS
     temperature: float = TEMPERATURE
     batch_size: int = BATCH_SIZE
@@ -106,6 +107,7 @@ class GraSPAbs(GraSP):
     """
 
     name = "grasp_abs"
+    color, marker = "tab:olive", "v"
 
     def score(self, ctx: ScoringContext) -> dict[str, Tensor]:
         return {n: s.abs_() for n, s in self.w_hg(ctx).items()}

@@ -22,6 +22,7 @@ class RandomERK(Random):
     """Random positions, Erdos-Renyi-Kernel layer densities (Evci et al. 2020)."""
 
     name = "random_erk"
+    color, marker = "tab:pink", "h"
 
     def layer_densities(self, masks: Masks, density: float) -> dict[str, float]:
         return erk_densities({n: tuple(m.shape) for n, m in masks.items()}, density)
@@ -32,6 +33,7 @@ class RandomUniform(Random):
     """Random positions, the same density in every layer."""
 
     name = "random_uniform"
+    color, marker = "tab:brown", "8"
 
     def layer_densities(self, masks: Masks, density: float) -> dict[str, float]:
         return {n: density for n in masks}

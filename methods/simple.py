@@ -15,6 +15,7 @@ class Random(Scorer):
 
     name = "random"
     needs_data = False
+    color, marker = "tab:gray", "o"
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         return {n: torch.rand(m.shape, generator=ctx.generator, dtype=torch.float64)
@@ -27,6 +28,7 @@ class Magnitude(Scorer):
 
     name = "magnitude"
     needs_data = False
+    color, marker = "tab:red", "s"
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         params = dict(ctx.model.named_parameters())

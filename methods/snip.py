@@ -30,6 +30,7 @@ class SNIP(Scorer):
     """
 
     name = "snip"
+    color, marker = "tab:blue", "D"
     samples_per_class: int = SAMPLES_PER_CLASS
     batch_size: int = BATCH_SIZE
 

@@ -40,6 +40,7 @@ class SynFlow(Scorer):
     """
 
     name = "synflow"
+    color, marker = "tab:purple", "P"
     needs_data = False
     default_rounds = ROUNDS
     dtype: str = "float64"

@@ -64,7 +64,8 @@ def build_parser(config_cls: type = RunConfig,
     add_workers(repro)
     repro.set_defaults(func=commands.reproduce)
 
-    for name, func, text in (("table", commands.table, "tables of every run in a results folder"),
+    for name, func, text in (("table", commands.table, "tables of every run in a results folder "
+                                                        "(and runs.csv: one row per run)"),
                              ("plot", commands.plot, "figures of every run in a results folder")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--results-dir", type=Path,

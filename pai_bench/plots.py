@@ -1,13 +1,26 @@
-"""Figures like the paper's: accuracy vs sparsity, the checks per method, pruning early in
-training, per-layer density.
+"""Figures like the paper's: accuracy vs weights remaining, the checks per method, pruning early
+in training, per-layer density. Every figure is written as PNG and PDF (matplotlib only).
 
-Weights remaining go on a log axis (as in Frankle et al. 2021), so the extreme sparsities where
-the methods differ get the room. Every figure is written as PNG and PDF.
+Conventions, the same in every figure:
+
+* a method has one colour and one marker everywhere (``method_style``: the registry's, or a
+  deterministic one for a plugin that sets none);
+* the x axis of accuracy figures is weights remaining (%) on a log axis, decreasing to the right
+  (as in Frankle et al. 2021), so the extreme sparsities where the methods differ get the room;
+* a curve is a line (with a ± std band) only where it has at least three measured points;
+  otherwise its points are markers with ± std error bars, side by side, and nothing is drawn
+  between them;
+* the dense network is a black line with its ± std band, both in the legend; figures of the
+  checks and of pruning early show random pruning as a reference;
+* a caption line says how the setting differs from the paper's (width, training subset,
+  epochs, ...) and over how many seeds the means are taken.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -15,17 +28,34 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from pai_bench import paths  # noqa: E402
+from pai_bench.config import RunConfig  # noqa: E402
 from pai_bench.methods import METHODS  # noqa: E402
 from pai_bench.table import accuracy_table, dense_table  # noqa: E402
 
-BASELINE_STYLE = dict(linestyle="--", marker="s")
 CHECK_ORDER = ("none", "shuffle", "reinit", "invert")
 CHECK_LABEL = {"none": "original"}
-CHECK_STYLE = {"none": "-", "shuffle": "--", "reinit": ":", "invert": "-."}
-CHECK_COLOR = {"none": "tab:blue", "shuffle": "tab:orange", "reinit": "tab:green",
-               "invert": "tab:red"}
+CHECK_MARKER = {"none": "o", "shuffle": "s", "reinit": "^", "invert": "X"}
+CHECK_FILL = {"none": True, "shuffle": False, "reinit": False, "invert": True}
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
+           "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h")
+MIN_LINE_POINTS = 3  # fewer measured sparsities: markers with error bars, no line
+REMAINING = "weights remaining (%)"
+SHOWN = ("method", "check", "prune_at", "sparsity")  # what a figure shows itself
+
+
+def method_style(name: str) -> tuple[str, str]:
+    """(colour, marker) of a method in every figure: the registered class's ``color`` and
+    ``marker``, or, for a method that sets none, a deterministic pick from its name."""
+    cls = METHODS.get(name) if name in METHODS else None
+    h = zlib.crc32(name.encode())
+    color = getattr(cls, "color", None) or PALETTE[h % len(PALETTE)]
+    marker = getattr(cls, "marker", None) or MARKERS[(h // len(PALETTE)) % len(MARKERS)]
+    return color, marker
 
 
 def _after_training(method: str) -> bool:
@@ -41,33 +71,174 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     return files
 
 
+CAPTION = {"width": "width {}", "subset": "{:,} training images", "test_subset": "{:,} test images",
+           "epochs": "{} epochs", "batch_size": "batch {}", "lr": "lr {:g}", "preset": "{} preset",
+           "precision": "precision {}", "scope": "{} threshold", "rounds": "{} rounds",
+           "rewind_iter": "rewind to step {}", "method_args": "{}"}
+
+
+def caption(runs: pd.DataFrame, seeds: int) -> str:
+    """How the runs' setting differs from the paper's (the fields all of them set to something
+    other than the default) and over how many seeds the means are taken."""
+    differs = []
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in CAPTION or f.name not in runs or runs[f.name].nunique(dropna=False) != 1:
+            continue
+        value = runs[f.name].iloc[0]
+        if pd.isna(value) or value in ("", f.default):
+            continue
+        value = int(value) if f.metadata.get("kind") is int else value
+        differs.append(CAPTION[f.name].format(value))
+    data = runs["dataset"].iloc[0] if len(runs) else ""
+    where = "; differs from the paper: " + ", ".join(differs) if differs else ", the paper's recipe"
+    return f"{data}{where}; mean ± std over {seeds} seed(s)"
+
+
+def _settings(table: pd.DataFrame, dense: pd.DataFrame, runs: pd.DataFrame):
+    """One figure per setting: ``(name, setting, rows, dense rows)`` for each group of the
+    accuracy table's setting columns less what a figure shows itself (method, check, prune
+    point, sparsity). Runs that differ in anything else never share a figure. ``setting``
+    also holds ``caption``, said from the setting's ``runs``."""
+    columns = list(table.columns)
+    keys = [c for c in columns[:columns.index("mean")] if c not in SHOWN]
+    for values, g in table.groupby(keys, dropna=False, sort=True):
+        setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        these = runs.merge(pd.DataFrame([setting]), on=keys)
+        extra = {k: v for k, v in setting.items()
+                 if k != "model" and table[k].nunique(dropna=False) > 1}
+        name = str(setting["model"]) + "".join(f"_{k}-{v}" for k, v in extra.items())
+        d = dense
+        for k in dense.columns:
+            if k in setting:  # the same value, missing (None) included
+                d = d[(d[k] == setting[k]) | (d[k].isna() & pd.isna(setting[k]))]
+        setting["caption"] = caption(these, int(g["seeds"].max()))
+        yield name, setting, g, d
+
+
 def _remaining_axis(ax, sparsities) -> None:
     """Weights remaining on a log axis, decreasing to the right, ticked at the measured points."""
     ticks = sorted({round(100 * (1 - s), 3) for s in sparsities})
     ax.set_xscale("log")
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%), log scale")
+    if len(ticks) == 1:
+        ax.set_xlim(ticks[0] * 1.5, ticks[0] / 1.5)
+    elif len(ticks) < MIN_LINE_POINTS:  # room for side-by-side markers
+        ax.set_xlim(ticks[-1] * 1.3, ticks[0] / 1.3)
+    if not ax.xaxis_inverted():
+        ax.invert_xaxis()
+    ax.set_xlabel(f"{REMAINING}, log scale")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
 
 
-def _line(ax, g: pd.DataFrame, label: str, **style) -> None:
-    """Mean over seeds with a ± std error bar at each point and a band between points."""
+def _curve(ax, g: pd.DataFrame, label: str, color: str, marker: str, offset: float = 1.0,
+           linestyle: str = "-", filled: bool = True) -> None:
+    """Mean over seeds against weights remaining: a line with a ± std band where there are at
+    least MIN_LINE_POINTS sparsities, else markers with ± std error bars (x scaled by
+    ``offset`` so that methods at the same sparsity sit side by side)."""
     g = g.sort_values("sparsity")
     x = 100 * (1 - g["sparsity"])
     mean, std = 100 * g["mean"], 100 * g["std"].fillna(0.0)
-    line = ax.errorbar(x, mean, yerr=std, label=label, capsize=3, **style)
-    if len(g) > 1:
-        ax.fill_between(x, mean - std, mean + std, alpha=0.15, color=line.lines[0].get_color())
+    face = color if filled else "white"
+    if len(g) >= MIN_LINE_POINTS:
+        ax.plot(x, mean, color=color, marker=marker, linestyle=linestyle, label=label,
+                markerfacecolor=face)
+        ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.12, linewidth=0)
+    else:
+        ax.errorbar(x * offset, mean, yerr=std, color=color, marker=marker, linestyle="none",
+                    capsize=3, label=label, markerfacecolor=face)
 
 
-def _legend(ax, **kwargs) -> None:
-    """Legend in drawing order with the dense reference last (matplotlib puts error bars last)."""
+def _offsets(n: int, spread: float = 0.06) -> list[float]:
+    """Multiplicative x offsets (log axis) that spread ``n`` markers around a point."""
+    return [1 + spread * (i - (n - 1) / 2) for i in range(n)]
+
+
+def _dense_line(ax, d: pd.DataFrame) -> None:
+    if len(d):
+        m, s = 100 * d["mean"].iloc[0], 100 * d["std"].iloc[0]
+        ax.axhline(m, color="black", linewidth=1)
+        ax.axhspan(m - s, m + s, color="black", alpha=0.08, linewidth=0)
+
+
+def _random_line(ax, table: pd.DataFrame, sparsity: float | None = None) -> None:
+    """Random pruning at step 0 (the reference every method must beat), dotted."""
+    r = table[(table["method"] == "random") & (table["check"] == "none")
+              & (table["prune_at"] == 0)]
+    if sparsity is not None:
+        r = r[(r["sparsity"] - sparsity).abs() < 1e-9]
+    if len(r) == 1:
+        color, _ = method_style("random")
+        m, s = 100 * r["mean"].iloc[0], 100 * r["std"].iloc[0]
+        ax.axhline(m, color=color, linestyle=":", linewidth=1.2)
+        ax.axhspan(m - s, m + s, color=color, alpha=0.08, linewidth=0)
+
+
+def _legend(ax, dense: pd.DataFrame, random: bool = False, **kwargs) -> None:
+    """The drawn curves, then the references: dense (mean line and ± std band) and random."""
     handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: labels[i] == "dense")
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], **kwargs)
+    if random:
+        color, _ = method_style("random")
+        handles.append((Line2D([], [], color=color, linestyle=":"),
+                        Patch(color=color, alpha=0.15)))
+        labels.append("random pruning (± std)")
+    if len(dense):
+        handles.append((Line2D([], [], color="black", linewidth=1),
+                        Patch(color="black", alpha=0.15)))
+        labels.append("dense (mean ± std)")
+    ax.legend(handles, labels, **{"fontsize": 8, **kwargs})
+
+
+def _title(fig, ax, text: str, g, setting) -> None:
+    """The title names the model; its second line says how the setting differs from the
+    paper's and over how many seeds (on the figure when ``ax`` is None: several panels)."""
+    if ax is None:
+        fig.suptitle(f"{setting['model']}: {text}\n{setting['caption']}", fontsize=9, y=1.02)
+        return
+    ax.set_title(f"{setting['model']}: {text}\n{setting['caption']}", fontsize=9)
+
+
+def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """One figure per setting: a curve per method (unmodified, at step 0), baselines dashed."""
+    table, dense = accuracy_table(runs), dense_table(runs)
+    base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
+    files = []
+    for name, setting, g, d in _settings(base, dense, runs):
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        methods = sorted(g["method"].unique())
+        for method, offset in zip(methods, _offsets(len(methods))):
+            color, marker = method_style(method)
+            _curve(ax, g[g["method"] == method], method, color, marker, offset,
+                   linestyle="--" if _after_training(method) else "-")
+        _dense_line(ax, d)
+        _remaining_axis(ax, g["sparsity"])
+        _legend(ax, d, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        _title(fig, ax, "test accuracy vs weights remaining", g, setting)
+        files += _save(fig, out_dir, f"accuracy_vs_sparsity_{name}")
+    return files
+
+
+def checks_per_method(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Each method (its colour) with its sanity checks (marker and fill: original filled
+    circle, shuffle open square, reinit open triangle, invert cross), random as a reference.
+
+    Over a sparsity grid: one panel per method. At a single sparsity: one panel, a group of
+    points per method."""
+    table, dense = accuracy_table(runs), dense_table(runs)
+    files = []
+    for name, setting, g, d in _settings(table[table["prune_at"] == 0], dense, runs):
+        methods = [m for m, mg in g.groupby("method") if mg["check"].nunique() > 1]
+        if not methods:
+            continue
+        checked = g[g["method"].isin(methods)]
+        if checked["sparsity"].nunique() == 1:
+            fig, ax = _checks_at_one_sparsity(checked, g, d, methods)
+        else:
+            fig, ax = _checks_over_sparsities(checked, g, d, methods)
+        _title(fig, ax, "sanity checks", checked, setting)
+        files += _save(fig, out_dir, f"checks_{name}")
+    return files
 
 
 def _checks(g: pd.DataFrame) -> list[str]:
@@ -75,123 +246,73 @@ def _checks(g: pd.DataFrame) -> list[str]:
     return [c for c in CHECK_ORDER if c in present] + sorted(present - set(CHECK_ORDER))
 
 
-def _settings(table: pd.DataFrame, dense: pd.DataFrame):
-    """One figure per setting: ``(name, label, rows, dense rows)`` for each group of the accuracy
-    table's setting columns less the method, check, prune point and sparsity (which a figure
-    shows). Runs that differ in anything else (data set, recipe, width, ...) never share a line.
-    """
-    shown = ("method", "check", "prune_at", "sparsity")
-    columns = list(table.columns)
-    keys = [c for c in columns[:columns.index("mean")] if c not in shown]
-    for values, g in table.groupby(keys, dropna=False, sort=True):
-        setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
-        extra = {k: v for k, v in setting.items()
-                 if k != "model" and table[k].nunique(dropna=False) > 1}
-        name = str(setting["model"]) + "".join(f"_{k}-{v}" for k, v in extra.items())
-        label = str(setting["model"]) + "".join(f", {k} {v}" for k, v in extra.items())
-        d = dense
-        for k in dense.columns:
-            if k in setting:  # the same value, missing (None) included
-                d = d[(d[k] == setting[k]) | (d[k].isna() & pd.isna(setting[k]))]
-        yield name, label, g, d
+def _check_handles(checks) -> tuple[list, list]:
+    return ([Line2D([], [], color="dimgray", marker=CHECK_MARKER.get(c, "o"), linestyle="none",
+                    markerfacecolor="dimgray" if CHECK_FILL.get(c, True) else "white")
+             for c in checks], [CHECK_LABEL.get(c, c) for c in checks])
 
 
-def _dense_line(ax, d: pd.DataFrame) -> None:
-    if len(d):
-        m, s = 100 * d["mean"].iloc[0], 100 * d["std"].iloc[0]
-        ax.axhline(m, color="black", linewidth=1, label="dense")
-        ax.axhspan(m - s, m + s, color="black", alpha=0.08)
-
-
-def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One panel per model: a line per method (unmodified, at step 0), baselines dashed."""
-    table, dense = accuracy_table(runs), dense_table(runs)
-    base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
-    files = []
-    for model, label, g, d in _settings(base, dense):
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        for method, mg in g.groupby("method"):
-            _line(ax, mg, method, **(BASELINE_STYLE if _after_training(method) else {"marker": "o"}))
-        _dense_line(ax, d)
-        _remaining_axis(ax, g["sparsity"])
-        ax.set_title(f"{label}: accuracy vs sparsity (mean ± std over seeds)")
-        _legend(ax, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        files += _save(fig, out_dir, f"accuracy_vs_sparsity_{model}")
-    return files
-
-
-def checks_per_method(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """The original method and each sanity check (shuffle, reinit, invert).
-
-    Over a sparsity grid: one panel per method, accuracy vs weights remaining, a line per check.
-    At a single sparsity: one panel, a group of points (± std) per method, one colour per check.
-    """
-    table, dense = accuracy_table(runs), dense_table(runs)
-    files = []
-    for model, label, g, d in _settings(table[table["prune_at"] == 0], dense):
-        methods = [m for m, mg in g.groupby("method") if mg["check"].nunique() > 1]
-        if not methods:
-            continue
-        g = g[g["method"].isin(methods)]
-        if g["sparsity"].nunique() == 1:
-            fig = _checks_at_one_sparsity(g, d, label, methods)
-        else:
-            fig = _checks_over_sparsities(g, d, label, methods)
-        files += _save(fig, out_dir, f"checks_{model}")
-    return files
-
-
-def _checks_at_one_sparsity(g, dense, model, methods):
+def _checks_at_one_sparsity(g, everything, dense, methods):
     checks = _checks(g)
     fig, ax = plt.subplots(figsize=(1.3 * len(methods) + 2.5, 4.2))
     width = 0.8 / len(checks)
     for j, check in enumerate(checks):
         cg = g[g["check"] == check].set_index("method")
-        xs = [i + (j - (len(checks) - 1) / 2) * width for i, m in enumerate(methods)
-              if m in cg.index]
-        ms = [m for m in methods if m in cg.index]
-        ax.errorbar(xs, 100 * cg.loc[ms, "mean"], yerr=100 * cg.loc[ms, "std"].fillna(0.0),
-                    fmt="o", capsize=3, color=CHECK_COLOR.get(check),
-                    label=CHECK_LABEL.get(check, check))
+        for i, method in enumerate(methods):
+            if method not in cg.index:
+                continue
+            color, _ = method_style(method)
+            ax.errorbar(i + (j - (len(checks) - 1) / 2) * width, 100 * cg.loc[method, "mean"],
+                        yerr=100 * cg.loc[method, "std"], fmt=CHECK_MARKER.get(check, "o"),
+                        color=color, capsize=3,
+                        markerfacecolor=color if CHECK_FILL.get(check, True) else "white")
     _dense_line(ax, dense)
-    ax.set_xticks(range(len(methods)), methods)
+    _random_line(ax, everything, float(g["sparsity"].iloc[0]))
+    ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
+    for tick, method in zip(ax.get_xticklabels(), methods):
+        tick.set_color(method_style(method)[0])
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, axis="y")
-    ax.set_title(f"{model}: sanity checks at {100 * (1 - g['sparsity'].iloc[0]):g}% weights "
-                 f"remaining\n(mean ± std over seeds)")
-    _legend(ax, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    return fig
+    handles, labels = _check_handles(checks)
+    for h, lab in zip(handles, labels):
+        ax.plot([], [], linestyle="none", marker=h.get_marker(), color="dimgray",
+                markerfacecolor=h.get_markerfacecolor(), label=lab)
+    _legend(ax, dense, random=True, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    remaining = 100 * (1 - g["sparsity"].iloc[0])
+    ax.set_xlabel(f"method, at {remaining:g}% {REMAINING.split(' (')[0]}")
+    return fig, ax
 
 
-def _checks_over_sparsities(g, dense, model, methods):
+def _checks_over_sparsities(g, everything, dense, methods):
     cols = min(3, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharey=True,
                              squeeze=False)
     for ax, method in zip(axes.flat, methods):
         mg = g[g["method"] == method]
-        for check in _checks(mg):
-            _line(ax, mg[mg["check"] == check], CHECK_LABEL.get(check, check),
-                  linestyle=CHECK_STYLE.get(check, "-"), color=CHECK_COLOR.get(check),
-                  marker="o")
+        color, _ = method_style(method)
+        checks = _checks(mg)
+        for check, offset in zip(checks, _offsets(len(checks))):
+            _curve(ax, mg[mg["check"] == check], CHECK_LABEL.get(check, check), color,
+                   CHECK_MARKER.get(check, "o"), offset, filled=CHECK_FILL.get(check, True))
         _dense_line(ax, dense)
         _remaining_axis(ax, g["sparsity"])
-        ax.set_title(method)
-        _legend(ax, fontsize=7)
+        ax.set_title(method, color=color)
+        _legend(ax, dense, fontsize=7)
     for ax in list(axes.flat)[len(methods):]:
         ax.set_visible(False)
-    fig.suptitle(f"{model}: sanity checks (mean ± std over seeds)")
     fig.tight_layout()
-    return fig
+    return fig, None
 
 
 def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy vs the training step at which each method pruned (0 = at initialization): one
-    panel per sparsity, a line per method; only for models with more than one pruning step."""
+    panel per sparsity, a curve per method, random pruning at step 0 as the reference; only
+    for settings with more than one pruning step."""
     table, dense = accuracy_table(runs), dense_table(runs)
     base = table[table["check"] == "none"]
     files = []
-    for model, label, g, d in _settings(base, dense):
+    for name, setting, g, d in _settings(base, dense, runs):
         steps = sorted(g["prune_at"].unique())
         if len(steps) < 2:
             continue
@@ -203,9 +324,12 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
                 if mg["prune_at"].nunique() < 2:
                     continue
                 mg = mg.sort_values("prune_at")
+                color, marker = method_style(method)
                 ax.errorbar(mg["prune_at"], 100 * mg["mean"], yerr=100 * mg["std"].fillna(0.0),
-                            marker="o", capsize=3, label=method)
+                            color=color, marker=marker, capsize=3, label=method,
+                            linestyle="-" if len(mg) >= MIN_LINE_POINTS else "none")
             _dense_line(ax, d)
+            _random_line(ax, g, s)
             ax.set_xscale("symlog", linthresh=max(1, min(x for x in steps if x > 0)))
             ax.set_xticks(steps, [f"{x:g}" for x in steps])
             ax.set_xlim(-0.5 * steps[1], 1.5 * steps[-1])  # room for the end points' error bars
@@ -214,46 +338,62 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(f"{100 * (1 - s):g}% weights remaining")
             ax.grid(alpha=0.3)
-        _legend(axes[0][-1], fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        fig.suptitle(f"{label}: pruning early in training (mean ± std over seeds)")
+        _legend(axes[0][-1], d, random=True, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        fig.suptitle(f"{setting['model']}: pruning early in training\n{setting['caption']}",
+                     fontsize=9)
         fig.tight_layout()
-        files += _save(fig, out_dir, f"pruning_early_{model}")
+        files += _save(fig, out_dir, f"pruning_early_{name}")
     return files
 
 
 def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
                     out_dir: Path) -> list[Path]:
-    """Per-layer density of each method's mask (seed 0, unmodified) at ``sparsity``."""
-    pick = runs[(runs["check"] == "none") & (runs["prune_at"] == 0) & (runs["seed"] == 0)
+    """Per-layer density of each method's mask (unmodified, at step 0) at ``sparsity``: the
+    mean over the seeds stored, each method in its colour, marker and line style, slightly
+    offset so that methods with equal densities (ltr and magnitude after training share
+    their masks) stay visible."""
+    pick = runs[(runs["check"] == "none") & (runs["prune_at"] == 0)
                 & ((runs["sparsity"] - sparsity).abs() < 1e-9)]
     files = []
     table = accuracy_table(runs)
-    keys = [c for c in table.columns[:list(table.columns).index("mean")]
-            if c not in ("method", "check", "prune_at", "sparsity")]
-    # a row of the accuracy table stands for its setting; the runs of seed 0 are drawn
-    for model, label, setting, _ in _settings(table[table["check"] == "none"], dense_table(runs)):
-        values = setting[keys].drop_duplicates()
-        g = pick.merge(values, on=keys)
+    keys = [c for c in table.columns[:list(table.columns).index("mean")] if c not in SHOWN]
+    styles = ("-", "--", "-.", ":")
+    for name, setting, rows, _ in _settings(table[table["check"] == "none"], dense_table(runs),
+                                            runs):
+        g = pick.merge(rows[keys].drop_duplicates(), on=keys)
         if g.empty:
             continue
         fig, ax = plt.subplots(figsize=(9, 4.5))
         names: list[str] = []
-        for _, row in g.sort_values("method").iterrows():
-            csv_path = paths.stored_run_dir(results_dir, row["method"], row["hash"]) / paths.LAYERS
-            if not csv_path.exists():
+        methods = sorted(g["method"].unique())
+        seeds = 0
+        for i, method in enumerate(methods):
+            offset = 0.5 * (i - (len(methods) - 1) / 2) / len(methods)  # within +-0.25 layer
+            reports = []
+            for _, row in g[g["method"] == method].iterrows():
+                path = paths.stored_run_dir(results_dir, row["method"], row["hash"]) / paths.LAYERS
+                if path.exists():
+                    with open(path) as f:
+                        reports.append(list(csv.DictReader(f)))
+            if not reports:
                 continue
-            with open(csv_path) as f:
-                layers = list(csv.DictReader(f))
-            dens = [float(r["density"]) for r in layers]
-            names = [r["name"].removesuffix(".weight") for r in layers]
-            ax.plot(range(len(dens)), [100 * d for d in dens], marker=".", label=row["method"])
+            seeds = max(seeds, len(reports))
+            names = [r["name"].removesuffix(".weight") for r in reports[0]]
+            dens = [100 * sum(float(rep[k]["density"]) for rep in reports) / len(reports)
+                    for k in range(len(names))]
+            color, marker = method_style(method)
+            ax.plot([k + offset for k in range(len(dens))], dens, color=color,
+                    marker=marker, linestyle=styles[i % len(styles)], markersize=4,
+                    label=f"{method}")
         ax.set_yscale("log")
         if names:
             ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         ax.set_xlabel("prunable layer (input to output)")
-        ax.set_ylabel("weights remaining in the layer (%), log")
-        ax.set_title(f"{label}: per-layer density at sparsity {sparsity:g}")
+        ax.set_ylabel(f"{REMAINING} in the layer, log")
+        ax.set_title(f"{setting['model']}: per-layer density at {100 * (1 - sparsity):g}% "
+                     f"weights remaining, mean over {seeds} seed(s)\n"
+                     f"{setting['caption'].rsplit(';', 1)[0]}", fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-        files += _save(fig, out_dir, f"layer_density_{model}_{sparsity:g}")
+        files += _save(fig, out_dir, f"layer_density_{name}_{sparsity:g}")
     return files

@@ -51,8 +51,10 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05,
 
     Columns: the cell, ``check``, seeds on each side, mean accuracies, ``difference`` (check
     minus original), its 95% confidence interval (Welch-Satterthwaite degrees of freedom),
-    Welch's t-test ``p_value`` and ``reading``: ``same`` (p >= alpha), ``better`` or ``worse``.
-    Diverged runs count as missing.
+    Welch's t-test ``p_value``, ``p_adjusted`` (Holm, over every comparison of the table) and
+    ``reading`` from the adjusted p: ``no significant difference`` (p_adjusted >= alpha; with a
+    few seeds this is not evidence of sameness), ``better`` or ``worse``. Diverged runs count
+    as missing.
     """
     out = []
     done = runs[runs["status"] == "finished"] if len(runs) else runs
@@ -65,7 +67,30 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05,
             if len(base) < 2 or len(acc) < 2:
                 continue
             out.append({**dict(zip(keys, cell)), "check": check, **compare(acc, base, alpha)})
+    for row, p in zip(out, holm([row["p_value"] for row in out])):
+        row["p_adjusted"] = p
+        row["reading"] = reading(row["difference"], p, alpha)
     return pd.DataFrame(out)
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment for ``len(pvalues)`` comparisons, in the input order.
+
+    With the p-values sorted ascending, p_(k) becomes ``max_{j <= k} min(1, (m - j + 1) p_(j))``
+    (k counted from 1): it controls the family-wise error rate at the chosen alpha."""
+    m = len(pvalues)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def reading(difference: float, p: float, alpha: float = 0.05) -> str:
+    if p >= alpha:
+        return "no significant difference"
+    return "better" if difference > 0 else "worse"
 
 
 def compare(a: list[float], b: list[float], alpha: float = 0.05) -> dict:
@@ -83,7 +108,6 @@ def compare(a: list[float], b: list[float], alpha: float = 0.05) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    reading = "same" if p >= alpha else ("better" if diff > 0 else "worse")
     return dict(seeds=len(a), seeds_original=len(b), accuracy=ma, accuracy_original=mb,
                 difference=diff, ci_low=diff - half, ci_high=diff + half, p_value=p,
-                reading=reading)
+                reading=reading(diff, p, alpha))

@@ -71,29 +71,60 @@ def matching_sparsity(table: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# What the Markdown shows of each table (the CSV has every column).
-SHOWN = {
-    "accuracy": ["model", "method", "check", "prune_at", "sparsity", "accuracy (%)", "seeds",
-                 "diverged", "effective_sparsity", "train_epochs", "train_macs",
-                 "inference_macs"],
-    "verdicts": ["model", "method", "sparsity", "prune_at", "check", "seeds", "accuracy",
-                 "accuracy_original", "difference", "ci_low", "ci_high", "p_value", "reading"],
-}
+def _pct(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{100 * value:.2f}"
+
+
+def _pm(mean, std) -> str:
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
-    """The table as shown: accuracy as 'mean ± std' in percent, the chosen columns only."""
-    out = table.copy()
+    """The table as shown in Markdown and LaTeX: accuracies and sparsities in percent
+    (differences in percentage points), "none" written out, the columns that matter. The CSV
+    keeps every column as the fractions computed."""
+    t = table
+    keys = list(t.columns[:list(t.columns).index("mean")]) if "mean" in t.columns else []
+    extra = [c for c in keys if c not in SHOWN_FIRST]  # setting fields that vary
     if name == "accuracy":
-        out["accuracy (%)"] = [f"{100 * m:.2f} ± {100 * s:.2f}"
-                               for m, s in zip(out["mean"], out["std"])]
-    columns = [c for c in SHOWN.get(name, out.columns) if c in out.columns]
-    if name == "accuracy":  # the fields that vary besides the usual ones, after the sparsity
-        keys = list(out.columns[:list(out.columns).index("mean")])  # accuracy_table's groups
-        extra = [c for c in keys if c not in columns and c not in SHOWN_FIRST]
-        at = columns.index("sparsity") + 1
-        columns = columns[:at] + extra + columns[at:]
-    return out[columns]
+        out = t[["model", "method", "check", "prune_at"]].copy()
+        out["sparsity (%)"] = t["sparsity"].map(_pct)
+        for c in extra:
+            out[c] = t[c]
+        out["accuracy (%)"] = [_pm(m, s) for m, s in zip(t["mean"], t["std"])]
+        out["seeds"] = t["seeds"]
+        out["diverged"] = t["diverged"]
+        out["effective sparsity (%)"] = t["effective_sparsity"].map(_pct)
+        for c in ("train_epochs", "train_macs", "inference_macs"):
+            out[c.replace("_", " ")] = t[c]
+        return out
+    if name == "dense":
+        out = t[[c for c in t.columns if c not in ("mean", "std", "seeds")]].copy()
+        out["accuracy (%)"] = [_pm(m, s) for m, s in zip(t["mean"], t["std"])]
+        out["seeds"] = t["seeds"]
+        return out
+    if name == "verdicts":
+        out = t[["model", "method"]].copy()
+        out["sparsity (%)"] = t["sparsity"].map(_pct)
+        out["prune at"] = t["prune_at"]
+        out["check"] = t["check"]
+        out["seeds"] = t["seeds"]
+        out["accuracy (%)"] = t["accuracy"].map(_pct)
+        out["original (%)"] = t["accuracy_original"].map(_pct)
+        out["difference (points)"] = [f"{100 * d:+.2f}" for d in t["difference"]]
+        out["95% CI (points)"] = [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
+                                  for lo, hi in zip(t["ci_low"], t["ci_high"])]
+        out["p"] = t["p_value"].map(lambda p: f"{p:.3g}")
+        out["p (Holm)"] = t["p_adjusted"].map(lambda p: f"{p:.3g}")
+        out["reading"] = t["reading"]
+        return out
+    if name == "matching":
+        out = t[[c for c in t.columns if c not in ("matching_sparsity", "dense_mean")]].copy()
+        out["matching sparsity (%)"] = [
+            "none" if v is None or pd.isna(v) else _pct(v) for v in t["matching_sparsity"]]
+        out["dense accuracy (%)"] = t["dense_mean"].map(_pct)
+        return out
+    return t
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -122,11 +153,14 @@ def build_tables(results_dir: Path, configs=None,
 
 
 def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, latex: bool = False) -> str:
-    """Write every table as CSV and Markdown (and LaTeX on request); return the Markdown."""
+    """Write every table as CSV and Markdown (and LaTeX on request), and ``runs.csv`` (one row
+    per run, ``results.load_runs``); return the Markdown."""
     parts = []
     titles = {"accuracy": "Test accuracy (mean ± std over seeds)", "dense": "Dense networks",
-              "verdicts": "Sanity checks against the unmodified method",
-              "matching": "Matching sparsity (within one std of dense)"}
+              "verdicts": "Sanity checks against the unmodified method (Welch's t-test; p "
+                          "adjusted for every comparison of the table by Holm's method)",
+              "matching": "Matching sparsity (the highest sparsity within one std of dense; "
+                          "none: no sparsity tested is)"}
     for name, title in titles.items():
         df = tables.get(name)
         if df is None or df.empty:
@@ -135,9 +169,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, latex: bool = F
         atomic_write_text(paths.table_file(out_dir, name, "csv"), df.to_csv(index=False))
         md = markdown(shown)
         parts.append(f"## {title}\n\n{md}\n")
-        if latex:
+        if latex:  # escaped by pandas: _ % & # in names and headers compile
             atomic_write_text(paths.table_file(out_dir, name, "tex"),
-                              shown.to_latex(index=False, float_format="%.4g"))
+                              shown.to_latex(index=False, escape=True, float_format="%.4g"))
+    runs = tables.get("runs")
+    if runs is not None and not runs.empty:  # one row per run: every field, metric and cost
+        atomic_write_text(paths.table_file(out_dir, "runs", "csv"), runs.to_csv(index=False))
     text = "\n".join(parts) if parts else "no finished runs\n"
     atomic_write_text(Path(out_dir) / paths.TABLES, text)
     return text

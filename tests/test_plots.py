@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import matplotlib.colors
 import matplotlib.image
 import pytest
 
@@ -60,7 +61,8 @@ def test_accuracy_figure_has_a_line_per_method_and_the_dense_reference(results, 
     runs = load_runs(results)
     plots.accuracy_vs_sparsity(runs, tmp_path)
     ax = figures["accuracy_vs_sparsity_mlp"].axes[0]
-    assert legend_labels(ax) == ["magnitude", "magnitude_after_training", "random", "dense"]
+    assert legend_labels(ax) == ["magnitude", "magnitude_after_training", "random",
+                                 "dense (mean ± std)"]
     assert ax.get_xscale() == "log" and ax.xaxis_inverted()  # weights remaining, decreasing
     assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "50"]
     # the plotted means are the seed means of the unmodified runs pruned at step 0
@@ -68,6 +70,10 @@ def test_accuracy_figure_has_a_line_per_method_and_the_dense_reference(results, 
     expected = 100 * base.groupby("sparsity")["test_accuracy"].mean().sort_index()
     line = next(c.lines[0] for c in ax.containers if c.get_label() == "random")
     assert list(line.get_ydata()) == pytest.approx(list(expected))
+    # two sparsities: markers with error bars, no line drawn between them
+    assert all(c.lines[0].get_linestyle() == "None" for c in ax.containers)
+    assert not [line for line in ax.get_lines() if line.get_linestyle() not in ("None", "")
+                and len(line.get_xdata()) > 1 and line.get_label() in ("random", "magnitude")]
 
 
 def test_checks_figure_over_sparsities_and_at_one_sparsity(results, tmp_path, figures):
@@ -76,12 +82,13 @@ def test_checks_figure_over_sparsities_and_at_one_sparsity(results, tmp_path, fi
     fig = figures["checks_mlp"]
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["magnitude_after_training", "random"]
-    assert legend_labels(visible[0]) == ["original", "shuffle", "dense"]
+    assert legend_labels(visible[0]) == ["original", "shuffle", "dense (mean ± std)"]
 
     plots.checks_per_method(runs[runs["sparsity"] == 0.9], tmp_path)  # one sparsity: grouped
     ax = figures["checks_mlp"].axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["magnitude_after_training", "random"]
-    assert legend_labels(ax) == ["original", "shuffle", "dense"]
+    assert legend_labels(ax) == ["original", "shuffle", "random pruning (± std)",
+                                 "dense (mean ± std)"]
 
 
 def test_layer_density_figure_names_every_prunable_layer(results, tmp_path, figures):
@@ -104,8 +111,82 @@ def test_pruning_early_figure_has_a_line_per_method_over_the_pruning_steps(resul
     fig = figures["pruning_early_mlp"]
     assert [ax.get_title() for ax in fig.axes] == ["10% weights remaining"]  # only 0.9 has steps
     ax = fig.axes[0]
-    assert legend_labels(ax) == ["magnitude", "random", "dense"]
+    assert legend_labels(ax) == ["magnitude", "random", "random pruning (± std)",
+                                 "dense (mean ± std)"]
     magnitude = next(c.lines[0] for c in ax.containers if c.get_label() == "magnitude")
     assert list(magnitude.get_xdata()) == [0, 5]
     early = runs[(runs["method"] == "magnitude") & (runs["prune_at"] == 5)]
     assert magnitude.get_ydata()[1] == pytest.approx(100 * early["test_accuracy"].mean())
+
+
+def colours(ax, method) -> set:
+    """The colours ``method`` is drawn in on ``ax`` (error-bar containers and lines)."""
+    found = {matplotlib.colors.to_hex(c.lines[0].get_color()) for c in ax.containers
+             if c.get_label() == method}
+    found |= {matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()
+              if line.get_label() == method}
+    return found
+
+
+def test_a_method_has_one_colour_in_every_figure(results, tmp_path, figures):
+    runs = load_runs(results)
+    plots.accuracy_vs_sparsity(runs, tmp_path)
+    plots.pruning_early(runs, tmp_path)
+    plots.layer_densities(results, runs, 0.9, tmp_path)
+    accuracy = figures["accuracy_vs_sparsity_mlp"].axes[0]
+    early = figures["pruning_early_mlp"].axes[0]
+    layers = figures["layer_density_mlp_0.9"].axes[0]
+    for method in ("random", "magnitude"):
+        expected = {matplotlib.colors.to_hex(plots.method_style(method)[0])}
+        assert colours(accuracy, method) == colours(early, method) == colours(layers, method) \
+            == expected
+    # a plugin without a style gets one from its name: the same in every run of the suite
+    assert plots.method_style("my_plugin") == plots.method_style("my_plugin")
+    assert plots.method_style("random") != plots.method_style("magnitude")
+
+
+def test_latex_tables_escape_special_characters(results, tmp_path):
+    from pai_bench.table import build_tables, write_tables
+    tables = build_tables(results)
+    tables["accuracy"]["method"] = tables["accuracy"]["method"].replace(
+        "random", "rand_om & 100% sure")
+    write_tables(tables, tmp_path, latex=True)
+    texs = sorted(tmp_path.glob("*.tex"))
+    assert {p.stem for p in texs} == {"accuracy", "dense", "verdicts", "matching"}
+    for tex in texs:
+        body = tex.read_text()
+        lines = body.splitlines()[3:-2]  # header and rows, between \toprule and \bottomrule
+        for line in lines:
+            cells = line.removesuffix(r"\\").split(" & ")  # the cell separators
+            for cell in cells:
+                for char in "_%&":
+                    assert cell.count(char) == cell.count("\\" + char), (tex.name, cell)
+    assert r"rand\_om \& 100\% sure" in (tmp_path / "accuracy.tex").read_text()
+    assert r"accuracy (\%)" in (tmp_path / "accuracy.tex").read_text()
+
+
+def test_holm_adjustment_equals_a_hand_computation():
+    from pai_bench.results import holm
+    # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> max(0.06, .04)
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+
+
+def test_verdicts_read_the_adjusted_p(results):
+    from pai_bench.results import verdicts
+    v = verdicts(load_runs(results))
+    assert {"p_value", "p_adjusted", "reading"} <= set(v.columns)
+    assert (v["p_adjusted"] >= v["p_value"]).all()
+    assert set(v["reading"]) <= {"no significant difference", "better", "worse"}
+    assert all((r == "no significant difference") == (p >= 0.05)
+               for r, p in zip(v["reading"], v["p_adjusted"]))
+
+
+def test_runs_csv_has_one_row_per_stored_run(results, tmp_path):
+    assert main(["table", "--results-dir", str(results), "--out", str(tmp_path)]) == 0
+    import pandas as pd
+    table = pd.read_csv(tmp_path / "runs.csv")
+    stored = list(results.glob("runs/*/summary.json"))
+    assert len(table) == len(stored) == 22
+    assert len(set(table["hash"])) == len(table)
+    assert {"method", "sparsity", "seed", "lr", "test_accuracy", "train_macs"} <= set(table)

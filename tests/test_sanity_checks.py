@@ -122,7 +122,7 @@ def test_compare_against_scipy_and_a_hand_computation():
     assert r["ci_low"] < r["difference"] < r["ci_high"] and r["ci_low"] > 0
     assert r["reading"] == "better"
     assert compare(b, a)["reading"] == "worse"
-    assert compare([0.5, 0.6, 0.55], [0.52, 0.58, 0.56])["reading"] == "same"
+    assert compare([0.5, 0.6, 0.55], [0.52, 0.58, 0.56])["reading"] == "no significant difference"
 
 
 def test_every_check_is_registered():
