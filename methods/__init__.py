@@ -11,12 +11,17 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
+from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
+from pai_bench.models import MODELS
 from pai_bench.methods.base import METHODS, Method, Scorer, ScoringContext, make_method
 from pai_bench.methods import grasp, layer_ratios, simple, snip, synflow  # noqa: F401  (registers)
 from pai_bench import baselines  # noqa: F401  (registers the after-training baselines)
 
 ENTRY_POINT_GROUP = "pai_bench.methods"
+# Entry-point groups an installed package can register into: methods, models, data sets.
+ENTRY_POINT_GROUPS = {ENTRY_POINT_GROUP: METHODS, "pai_bench.models": MODELS,
+                      "pai_bench.datasets": DATASETS}
 
 
 def scorer_names() -> list[str]:
@@ -30,12 +35,14 @@ def baseline_names() -> list[str]:
 
 
 def load_plugins(modules: list[str] | tuple[str, ...] = ()) -> None:
-    """Import ``modules`` and every installed ``pai_bench.methods`` entry point.
+    """Import ``modules`` and every installed entry point of the groups ``pai_bench.methods``,
+    ``pai_bench.models`` and ``pai_bench.datasets`` (a module that registers what it names).
 
     A module that fails to import is a ConfigError naming it and the exception it raised."""
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in METHODS:
-            _import(ep.value.partition(":")[0], lambda: ep.load())
+    for group, registry in ENTRY_POINT_GROUPS.items():
+        for ep in metadata.entry_points(group=group):
+            if ep.name not in registry:
+                _import(ep.value.partition(":")[0], ep.load)
     for module in modules:
         _import(module, lambda: importlib.import_module(module))
 

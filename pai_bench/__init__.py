@@ -13,6 +13,8 @@ _ROOT = _Path(__file__).resolve().parent.parent
 if (_ROOT / "methods" / "__init__.py").is_file() and not (_Path(__file__).parent / "methods").exists():
     __path__.append(str(_ROOT))  # noqa: F821  (a package's __path__)
 
-from pai_bench.api import RunConfig, load_runs, run, sweep  # noqa: E402
+from pai_bench.api import (Callback, RunConfig, export_run, load_runs, register_dataset,  # noqa
+                           register_method, register_model, run, sweep)
 
-__all__ = ["run", "sweep", "load_runs", "RunConfig"]
+__all__ = ["run", "sweep", "load_runs", "RunConfig", "Callback", "register_model",
+           "register_dataset", "register_method", "export_run"]

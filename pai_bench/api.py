@@ -26,18 +26,26 @@ from pai_bench import sweeps
 from pai_bench.config import RunConfig, entry_defaults
 from pai_bench.data import resolve_data_root
 from pai_bench.device import resolve_device
+from pai_bench.data import DATASETS
+from pai_bench.export import export_run
+from pai_bench.methods import METHODS
+from pai_bench.models import register_model
 from pai_bench.results import load_runs
+from pai_bench.train import Callback
 
 
 def run(config: RunConfig | None = None, *, results_dir: Path | str | None = None,
         data_root: Path | str | None = None, device: str = "auto", progress: bool = False,
-        log=print, **settings) -> dict:
+        log=print, callbacks=(), eval_every: int = 1, **settings) -> dict:
     """Run one configuration (``config``, or ``RunConfig(**settings)``) and return its summary;
-    a run already stored returns its stored summary."""
+    a run already stored returns its stored summary. ``callbacks``: ``pai_bench.Callback``
+    objects added to the training loop; ``eval_every``: test-set evaluation every K epochs in
+    ``metrics.csv`` (0: only at the end)."""
     config = config if config is not None else RunConfig(**{**entry_defaults(), **settings})
     return runner.execute(config, data_root=resolve_data_root(data_root),
                           results_dir=Path(results_dir or paths.default_results_dir()),
-                          device=resolve_device(device), progress=progress, log=log)
+                          device=resolve_device(device), progress=progress, log=log,
+                          callbacks=tuple(callbacks), eval_every=eval_every)
 
 
 def sweep(methods, *, results_dir: Path | str | None = None, data_root=None,
@@ -54,4 +62,19 @@ def sweep(methods, *, results_dir: Path | str | None = None, data_root=None,
                             progress=progress)
 
 
-__all__ = ["run", "sweep", "load_runs", "RunConfig"]
+def register_dataset(name: str, spec) -> None:
+    """Register a data set: a ``pai_bench.data.DatasetSpec`` (see ``pai_bench/data/sets.py``;
+    or use the ``imagefolder`` data set for any ``root/{train,test}/<class>/*`` tree)."""
+    DATASETS.register(name, spec)
+
+
+def register_method(cls):
+    """Register a method class (subclassing ``pai_bench.methods.Scorer`` with a ``name``
+    already does; this is for a class defined without one, as a decorator)."""
+    if cls.name not in METHODS:
+        METHODS.register(cls.name, cls)
+    return cls
+
+
+__all__ = ["run", "sweep", "load_runs", "RunConfig", "Callback", "register_model",
+           "register_dataset", "register_method", "export_run"]

@@ -32,26 +32,38 @@ class Progress(Callback):
 
 
 class MetricRows(Callback):
-    """One row per finished epoch (step, epoch, lr, train loss and accuracy, seconds).
+    """One row per finished epoch: step, epoch, lr, train loss and accuracy, test loss and
+    accuracy (every ``eval_every`` epochs; empty otherwise), seconds.
 
-    Rows accumulate in ``rows`` (restored from a checkpoint on resume) and are rewritten to
-    ``path`` atomically at each epoch, so a crash loses at most the current epoch's row.
+    ``evaluate(model)`` returns ``{"accuracy", "loss"}`` on the test split; it costs one pass
+    over the test set per evaluated epoch and changes nothing of the training (no randomness,
+    BatchNorm statistics untouched in eval mode). Rows accumulate in ``rows`` (restored from a
+    checkpoint on resume) and are rewritten to ``path`` atomically at each epoch, so a crash
+    loses at most the current epoch's row.
     """
 
-    HEADER = ("step", "epoch", "lr", "train_loss", "train_accuracy", "seconds")
+    HEADER = ("step", "epoch", "lr", "train_loss", "train_accuracy", "test_loss",
+              "test_accuracy", "seconds")
 
-    def __init__(self, path: Path, rows: list[dict] | None = None):
+    def __init__(self, path: Path, rows: list[dict] | None = None, evaluate=None,
+                 eval_every: int = 1):
         self.path, self.rows, self.t0 = Path(path), list(rows or []), time.perf_counter()
+        self.evaluate, self.eval_every = evaluate, eval_every
 
     def on_epoch_end(self, loop: Loop) -> None:
         seen = max(loop.epoch_seen, 1)
+        test = {}
+        if self.evaluate is not None and self.eval_every and \
+                round(loop.epoch) % self.eval_every == 0:
+            test = self.evaluate(loop.model)
         self.rows.append(dict(step=loop.step, epoch=round(loop.epoch, 4),
                               lr=loop.recipe.lr_at(loop.step - 1, loop.steps_per_epoch),
                               train_loss=loop.epoch_loss / seen,
                               train_accuracy=loop.epoch_correct / seen,
+                              test_loss=test.get("loss", ""), test_accuracy=test.get("accuracy", ""),
                               seconds=round(time.perf_counter() - self.t0, 3)))
         lines = [",".join(self.HEADER)]
-        lines += [",".join(str(r[h]) for h in self.HEADER) for r in self.rows]
+        lines += [",".join(str(r.get(h, "")) for h in self.HEADER) for r in self.rows]
         atomic_write_text(self.path, "\n".join(lines) + "\n")
 
 

@@ -18,6 +18,7 @@ from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError
 from pai_bench.executors import EXECUTORS
 from pai_bench.experiments import EXPERIMENTS
+from pai_bench.export import FORMATS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +79,14 @@ def build_parser(config_cls: type = RunConfig,
                            help="sparsity of the per-layer density figure (default: highest)")
         p.set_defaults(func=func)
 
+    exp = sub.add_parser("export", help="write a finished run's trained sparse network")
+    exp.add_argument("run", type=Path, help="the run's folder (results/runs/<method>-<hash>)")
+    exp.add_argument("--format", choices=FORMATS, default="prune",
+                     help="prune: torch.nn.utils.prune's weight_orig/weight_mask pairs; "
+                          "state_dict: the plain state dict (default: %(default)s)")
+    exp.add_argument("--out", type=Path, help="the file (default: <run>/model.<format>.pt)")
+    exp.set_defaults(func=commands.export)
+
     lst = sub.add_parser("list", help="list the methods, baselines, checks, models and data sets")
     add_plugin(lst)
     lst.set_defaults(func=commands.list_all)
@@ -121,6 +130,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (per worker in sweeps; default: torch's, 1 per worker)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--eval-every", type=int, default=1, metavar="K",
+                   help="evaluate the test set every K epochs into metrics.csv; 0: only at "
+                        "the end (default: 1)")
 
 
 def add_plugin(p: argparse.ArgumentParser) -> None:

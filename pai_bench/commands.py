@@ -19,6 +19,7 @@ from pai_bench.config import RunConfig, entry_defaults
 from pai_bench.data import DATASETS, resolve_data_root
 from pai_bench.device import resolve_device
 from pai_bench.errors import ConfigError
+from pai_bench.export import export_run
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.models import MODELS
@@ -32,14 +33,20 @@ def plugins(args) -> tuple[str, ...]:
     return tuple(m.strip() for item in args.plugin for m in item.split(",") if m.strip())
 
 
-def _setup(args) -> torch.device:
-    # Plugins are found in the working folder whichever way the CLI was started (the
-    # installed ``pai-bench`` script does not put it on sys.path as ``python -m`` does).
+def load_cli_plugins(args) -> None:
+    """``--plugin`` modules, found in the working folder whichever way the CLI was started (the
+    installed ``pai-bench`` script does not put it on sys.path as ``python -m`` does)."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     load_plugins(plugins(args))
+
+
+def _setup(args) -> torch.device:
+    load_cli_plugins(args)
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+    if args.eval_every < 0:
+        raise ConfigError(f"--eval-every must be >= 0, got {args.eval_every}")
     if args.threads is not None and args.command == "run":
         torch.set_num_threads(args.threads)
     return resolve_device(args.device)
@@ -88,7 +95,8 @@ def run(args) -> int:
     if stored is None:
         console.warn_if_slow(config, device, print)
     summary = runner.execute(config, data_root=resolve_data_root(args.data_root),
-                             results_dir=out, device=device, progress=not args.no_progress)
+                             results_dir=out, device=device, progress=not args.no_progress,
+                             eval_every=args.eval_every)
     print(console.format_run(summary, paths.run_dir(out, config), cached=stored is not None))
     return 0 if summary["status"] == "finished" else 1
 
@@ -109,7 +117,7 @@ def sweep_options(args, device: torch.device) -> dict:
     return dict(data_root=resolve_data_root(args.data_root), results_dir=out,
                 device=str(device), workers=args.workers, threads=args.threads or 1,
                 plugins=plugins(args), progress=not args.no_progress, executor=args.executor,
-                ray_address=args.ray_address)
+                ray_address=args.ray_address, eval_every=args.eval_every)
 
 
 def _report_sweep(results: list[dict]) -> int:
@@ -139,8 +147,13 @@ def plot(args) -> int:
     return 0
 
 
+def export(args) -> int:
+    print(export_run(args.run, args.format, args.out))
+    return 0
+
+
 def list_all(args) -> int:
-    load_plugins(plugins(args))
+    load_cli_plugins(args)
     sections = [("methods at initialization",
                  [(n, c.description()) for n, c in METHODS.items() if not c.after_training]),
                 ("baselines after training",

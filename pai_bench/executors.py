@@ -39,10 +39,12 @@ class Job:
     device: str = "cpu"
     threads: int | None = 1
     plugins: tuple[str, ...] = ()
+    eval_every: int = 1
 
     def args(self) -> tuple:
         """The arguments of ``run_one`` after the config."""
-        return (self.data_root, self.results_dir, self.device, self.threads, self.plugins)
+        return (self.data_root, self.results_dir, self.device, self.threads, self.plugins,
+                self.eval_every)
 
 
 class Executor:

@@ -3,7 +3,8 @@
 A results folder holds::
 
     runs/<method>-<hash>/          one run (hash: RunConfig.hash)
-        config.json  masks.pt  masks.layers.csv  metrics.csv  summary.json  [checkpoint.pt]
+        config.json  masks.pt  masks.layers.csv  metrics.csv  weights.pt  summary.json
+        [checkpoint.pt while training]
     masks/<method>-<hash>/         a method's masks before any check, shared by the checks that
         masks.pt  round_<r>.pt  round_<r>.masks.pt      change only weights or positions
     dense/dense-<hash>/            the dense network of a (data, model, training, seed)
@@ -23,6 +24,7 @@ LAYERS = "masks.layers.csv"   # per-layer density report, written beside the mas
 METRICS = "metrics.csv"       # one row per epoch
 SUMMARY = "summary.json"      # final metrics; its presence marks the run finished
 CHECKPOINT = "checkpoint.pt"  # latest training state, deleted when the run finishes
+WEIGHTS = "weights.pt"        # the trained sparse network's state_dict (weights_only-loadable)
 ERROR = "error.txt"           # the traceback of a run that failed in a sweep
 TABLES = "tables.md"          # the Markdown of every table of a report
 RESULTS_ENV = "PAI_BENCH_RESULTS"

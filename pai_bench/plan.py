@@ -135,10 +135,12 @@ def load_data(p: Plan, data_root: Path | None, cache_dir: Path | None = None) ->
     """``p`` with its training and test splits (the subsets drawn with the run's seed)."""
     train_subset, test_subset = resolve_subsets(p.config)
     seed = derive_seed(p.config.seed, "subset")
+    # a preset's subset takes at most the data set; an explicit --subset must fit
     p.train_data = load_split(p.config.dataset, data_root, "train", subset=train_subset,
-                              seed=seed, cache_dir=cache_dir)
+                              seed=seed, cache_dir=cache_dir, at_most=p.config.subset is None)
     p.test_data = load_split(p.config.dataset, data_root, "test", subset=test_subset,
-                             seed=seed, cache_dir=cache_dir)
+                             seed=seed, cache_dir=cache_dir,
+                             at_most=p.config.test_subset is None)
     for name, step in (("prune_at", p.config.prune_at), ("rewind step", p.start_step())):
         if step >= p.total_steps:
             raise ConfigError(f"{name} {step} is not before the end of training "

@@ -55,13 +55,13 @@ def require_ray():
 
 
 def run_task(config, data_root: str, results_dir: str, device: str, threads: int,
-             plugins: tuple[str, ...]) -> dict:
+             plugins: tuple[str, ...], eval_every: int = 1) -> dict:
     """The body of a run's Ray task: ``run_one`` on the shared results folder."""
     results = Path(results_dir)
     if not results.is_dir():
         raise PaiBenchError(f"results folder {results} not found on node {socket.gethostname()}: "
                             "--executor ray needs it on a filesystem shared by every node")
-    return run_one(config, data_root, results_dir, device, threads, plugins)
+    return run_one(config, data_root, results_dir, device, threads, plugins, eval_every)
 
 
 class RayExecutor(Executor):
@@ -79,11 +79,12 @@ class RayExecutor(Executor):
     def run(self, todo, job: Job, on_finish, say=print) -> None:
         run(todo, data_root=job.data_root, results_dir=job.results_dir, device=job.device,
             threads=job.threads or 1, plugins=job.plugins, address=self.address,
-            on_finish=on_finish, say=say)
+            on_finish=on_finish, say=say, eval_every=job.eval_every)
 
 
 def run(todo: list, *, data_root, results_dir, device: str, threads: int,
-        plugins: tuple[str, ...], address: str | None, on_finish, say=print) -> None:
+        plugins: tuple[str, ...], address: str | None, on_finish, say=print,
+        eval_every: int = 1) -> None:
     """Run every config of ``todo`` as a Ray task; ``on_finish(config, summary, t0)`` per run,
     in the order they finish. ``address``: ``HOST:PORT`` of the head node; None means Ray's
     default ($RAY_ADDRESS, else a cluster started on this machine, else a new local one)."""
@@ -105,7 +106,7 @@ def run(todo: list, *, data_root, results_dir, device: str, threads: int,
         results = Path(results_dir).resolve()
         results.mkdir(parents=True, exist_ok=True)
         args = (str(Path(data_root).resolve()), str(results), "cuda" if gpus else device,
-                threads, tuple(plugins))
+                threads, tuple(plugins), eval_every)
         refs = {}
         for c in todo:
             name = TASK_PREFIX + paths.run_dir(results, c).name

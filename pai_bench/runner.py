@@ -24,7 +24,7 @@ from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
 from pai_bench.effective import effective_masks, effective_summary
 from pai_bench.artifacts import read_masks, read_summary, read_training_state
-from pai_bench.io import atomic_write_json, file_lock
+from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock
 from pai_bench.masks import Masks
 from pai_bench.models import layer_macs, prunable_names
 from pai_bench.pruning import keep_count
@@ -42,12 +42,17 @@ def stored_summary(config: RunConfig, results_dir: Path) -> dict | None:
 
 def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
             device: torch.device = torch.device("cpu"), cache_dir: Path | None = None,
-            progress: bool = True, log=print) -> dict:
+            progress: bool = True, log=print, callbacks: tuple = (),
+            eval_every: int = 1) -> dict:
     """Run ``config`` to completion (or return its stored summary) and return the summary.
 
     Another process asking for the same run waits for it (a lock beside the run's folder) and
     then returns its stored summary: a run is never trained twice at once. ``precision="auto"``
-    is resolved for ``device`` first: the run is named by the precision it uses."""
+    is resolved for ``device`` first: the run is named by the precision it uses.
+
+    ``callbacks``: ``pai_bench.train.Callback`` objects added to the sparse network's training
+    loop. ``eval_every``: evaluate the test set every that many epochs into ``metrics.csv``
+    (0: only the final evaluation). Neither is part of the run's identity."""
     config = resolve(config, device)
     p = make_plan(config)
     done = stored_summary(config, results_dir)
@@ -59,10 +64,12 @@ def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
         done = stored_summary(config, results_dir)  # finished while this one waited
         if done is not None:
             return done
-        return _execute(p, rdir, results_dir, device, progress, log)
+        return _execute(p, rdir, results_dir, device, progress, log, tuple(callbacks),
+                        eval_every)
 
 
-def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log) -> dict:
+def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log,
+             callbacks: tuple = (), eval_every: int = 1) -> dict:
     config = p.config
     dense = DenseRun(p, results_dir, device, progress, log, keep=(p.start_step(),))
     rdir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +79,8 @@ def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log
     model = p.build_model()
     status, error = "finished", None
     try:
-        train_stage(p, model, masks, lambda: p.start_state(dense), rdir, device, progress)
+        train_stage(p, model, masks, lambda: p.start_state(dense), rdir, device, progress,
+                    callbacks, eval_every)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
             raise Diverged(p.total_steps, metrics["loss"], "the final evaluation")
@@ -90,6 +98,8 @@ def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log
                    seconds=round(time.perf_counter() - t0, 2),
                    dense_test_accuracy=dense_accuracy(dense, p.is_baseline),
                    cost=cost_of(p, rounds + [masks]))
+    if status == "finished":  # the trained sparse network, loadable with weights_only=True
+        atomic_save_torch(model.state_dict(), rdir / paths.WEIGHTS)
     atomic_write_json(rdir / paths.SUMMARY, summary)
     (rdir / paths.CHECKPOINT).unlink(missing_ok=True)
     return summary
@@ -146,7 +156,8 @@ def shared_method_masks(p: Plan, dense: DenseRun, folder: Path, device,
         return Masks.load(path), read_round_masks(p, folder)
 
 
-def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progress) -> None:
+def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progress,
+                extra: tuple = (), eval_every: int = 1) -> None:
     state = read_training_state(rdir / paths.CHECKPOINT, model, p.start_step(),
                                 p.total_steps - 1)
     if state is None:
@@ -155,9 +166,11 @@ def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progr
     else:
         model.load_state_dict(state["model"])
         start, opt_state, rows = state["step"], state["optimizer"], state.get("rows", [])
-    metrics = MetricRows(rdir / paths.METRICS, rows)
+    def test(m):
+        return evaluate(m, p.test_data, device=device, precision=p.config.precision)
+    metrics = MetricRows(rdir / paths.METRICS, rows, test, eval_every)
     callbacks = [Progress(p.config.method, progress), metrics,
-                 Checkpointer(rdir / paths.CHECKPOINT, metrics)]
+                 Checkpointer(rdir / paths.CHECKPOINT, metrics), *extra]
     train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks, device=device,
           start_step=start, optimizer_state=opt_state, callbacks=callbacks,
           precision=p.config.precision)

@@ -112,7 +112,7 @@ def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device:
               workers: int = 1, threads: int | None = 1, plugins: tuple[str, ...] = (),
               progress: bool = True, say=print, executor: str = "local",
               ray_address: str | None = None, sized_for: float | None = None,
-              estimate: bool = True) -> list[dict]:
+              estimate: bool = True, eval_every: int = 1) -> list[dict]:
     """Run every unfinished config; one progress bar with an ETA and a line per finished run.
 
     Before starting, says what is left and how long it will take here (``estimate``; a quick
@@ -144,7 +144,7 @@ def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device:
         bar.update(1)
         results.append(summary)
 
-    job = Job(data_root, str(results_dir), device, threads, tuple(plugins))
+    job = Job(data_root, str(results_dir), device, threads, tuple(plugins), eval_every)
     runner.run(todo, job, finished, say=bar.write)
     bar.close()
     return results

@@ -20,7 +20,7 @@ from pai_bench.methods import load_plugins
 
 
 def run_one(config: RunConfig, data_root, results_dir, device: str, threads: int | None,
-            plugins: tuple[str, ...] = ()) -> dict:
+            plugins: tuple[str, ...] = (), eval_every: int = 1) -> dict:
     """Execute one run in this process; returns its summary or {"status": "failed", ...}."""
     before = torch.get_num_threads()
     if threads:
@@ -28,7 +28,8 @@ def run_one(config: RunConfig, data_root, results_dir, device: str, threads: int
     load_plugins(list(plugins))
     try:
         return runner.execute(config, data_root=data_root, results_dir=Path(results_dir),
-                              device=torch.device(device), progress=False, log=lambda *a: None)
+                              device=torch.device(device), progress=False, log=lambda *a: None,
+                              eval_every=eval_every)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
         rdir = paths.run_dir(results_dir, config)
         rdir.mkdir(parents=True, exist_ok=True)

@@ -82,19 +82,20 @@ def balanced_indices(labels: Tensor, count: int, num_classes: int,
 
 
 def load_split(name: str, root: Path | str | None, split: str, *, subset: int | None = None,
-               seed: int = 0, cache_dir: Path | None = None) -> Split:
+               seed: int = 0, cache_dir: Path | None = None, at_most: bool = False) -> Split:
     """Load a registered data set's split ("train" or "test").
 
     ``root`` goes through ``resolve_data_root`` (ignored by data sets with needs_root False);
     ``subset`` keeps a class-balanced sample of that many examples drawn with ``seed``;
-    ``cache_dir`` defaults to ``default_cache_dir()``.
+    ``cache_dir`` defaults to ``default_cache_dir()``; ``at_most``: a ``subset`` as large as the
+    split or larger means the whole split (a preset's size on a small data set), not an error.
     """
     spec = DATASETS.get(name)
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     path = resolve_data_root(root) if spec.needs_root else None
     data = spec.load(path, split, Path(cache_dir) if cache_dir is not None else default_cache_dir())
-    if subset is None:
+    if subset is None or (at_most and subset >= len(data)):
         return data
     generator = torch.Generator().manual_seed(seed)
     return data.subset(balanced_indices(data.labels, subset, data.num_classes, generator))

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from pai_bench.errors import ConfigError
-from pai_bench.models.base import MODELS, ModelSpec
+from pai_bench.models.base import INITS, MODELS, ModelSpec
+from pai_bench.recipes import CIFAR, Recipe
 from pai_bench.models import cifar_resnet, cifar_vgg, imagenet_resnet, mlp  # noqa: F401 (registers)
 
 # The layer types whose weights are prunable (docs/protocol.md: every conv and linear layer, the
@@ -60,8 +61,26 @@ def create_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.build(num_classes, tuple(input_shape), width)
-    initialize(model, torch.Generator().manual_seed(seed))
+    if spec.init == "paper":
+        initialize(model, torch.Generator().manual_seed(seed))
     return model
+
+
+def register_model(name: str, build, *, recipe: Recipe = CIFAR, dataset: str = "cifar10",
+                   init: str = "paper", description: str = "", has_width: bool = False) -> None:
+    """Register a network: ``build(num_classes, input_shape, width)`` returns an ``nn.Module``
+    (any: its conv and linear weights are the prunable ones).
+
+    ``init="paper"`` re-initializes it as the paper's code does (Kaiming normal, BatchNorm
+    weight U[0, 1], biases zero); ``init="keep"`` keeps the module's own initialization, drawn
+    from the run's seed. ``recipe``: how ``--preset paper`` trains it. Example::
+
+        pai_bench.register_model("tv_resnet18", lambda n, shape, width:
+                                 torchvision.models.resnet18(num_classes=n), init="keep")
+    """
+    MODELS.register(name, ModelSpec(name=name, build=build, recipe=recipe, dataset=dataset,
+                                    description=description or f"user model {name}",
+                                    has_width=has_width, init=init))
 
 
 @torch.no_grad()
@@ -133,4 +152,5 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str,
     return {name: macs.get(name, 0) for name, _ in prunable}
 
 
-__all__ = ["MODELS", "ModelSpec", "create_model", "initialize", "prunable_names", "layer_macs"]
+__all__ = ["MODELS", "ModelSpec", "INITS", "create_model", "initialize", "prunable_names",
+           "layer_macs", "register_model"]

@@ -16,10 +16,12 @@ from pai_bench.registry import Registry
 class ModelSpec:
     """A registered network: how to build it and how the paper trains it.
 
-    ``build(num_classes, input_shape, width)`` returns a freshly built module; its initial weights
-    do not matter, because :func:`create_model` re-initializes every parameter with
-    :func:`initialize`. ``width`` is ``None`` for the default width, and is only ever something
-    else when ``has_width`` is true (``create_model`` refuses it otherwise).
+    ``build(num_classes, input_shape, width)`` returns a freshly built module. With
+    ``init="paper"`` its initial weights do not matter, because :func:`create_model`
+    re-initializes every parameter with :func:`initialize` (Kaiming normal, BatchNorm weight
+    U[0, 1], biases zero); with ``init="keep"`` the module's own initialization is kept (drawn
+    from the run's seed: ``build`` runs under a seeded global RNG). ``width`` is ``None`` for the
+    default width, and is only ever something else when ``has_width`` is true.
     """
 
     name: str
@@ -28,6 +30,12 @@ class ModelSpec:
     dataset: str  # default data set: "cifar10", "tinyimagenet" or "imagenet"
     description: str  # one line, printed by `python -m pai_bench list`
     has_width: bool = False
+    init: str = "paper"  # "paper": re-initialized as the paper's code does; "keep": build's own
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; valid inits: {', '.join(INITS)}")
 
 
+INITS = ("paper", "keep")
 MODELS: Registry[ModelSpec] = Registry("model")
