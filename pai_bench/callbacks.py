@@ -22,10 +22,10 @@ class Progress(Callback):
         self.bar = tqdm(total=loop.end_step, initial=loop.step, desc=self.desc, unit="step",
                         disable=not self.enabled, dynamic_ncols=True)
 
-    def on_step_end(self, loop: Loop, loss: float) -> None:
+    def on_step_end(self, loop: Loop, loss) -> None:
         self.bar.update(1)
-        if loop.step % 10 == 0:
-            self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{loop.lr:.3g}", refresh=False)
+        if self.enabled and loop.step % 10 == 0:  # reading the loss waits for the device
+            self.bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{loop.lr:.3g}", refresh=False)
 
     def on_end(self, loop: Loop) -> None:
         self.bar.close()
@@ -58,8 +58,8 @@ class MetricRows(Callback):
             test = self.evaluate(loop.model)
         self.rows.append(dict(step=loop.step, epoch=round(loop.epoch, 4),
                               lr=loop.recipe.lr_at(loop.step - 1, loop.steps_per_epoch),
-                              train_loss=loop.epoch_loss / seen,
-                              train_accuracy=loop.epoch_correct / seen,
+                              train_loss=float(loop.epoch_loss) / seen,
+                              train_accuracy=int(loop.epoch_correct) / seen,
                               test_loss=test.get("loss", ""), test_accuracy=test.get("accuracy", ""),
                               seconds=round(time.perf_counter() - self.t0, 3)))
         lines = [",".join(self.HEADER)]

@@ -61,7 +61,7 @@ def build_parser(config_cls: type = RunConfig,
                             "miniature for 2 CPU cores (default: %(default)s)")
     repro.add_argument("--out", type=Path,
                        help="tables and figures (default: <results-dir>/<scale>/<name>)")
-    add_common(repro)
+    add_common(repro, eval_every=0)
     add_workers(repro)
     repro.set_defaults(func=commands.reproduce)
 
@@ -119,7 +119,10 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
     add_common(p)
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
+def add_common(p: argparse.ArgumentParser, eval_every: int = 1) -> None:
+    """The options of every command that runs: plugins, folders, device, threads, progress,
+    test evaluation (``eval_every``: 1 for run and sweep; 0 for reproduce, whose tables need
+    the final accuracy only)."""
     add_plugin(p)
     p.add_argument("--data-root", type=Path,
                    help="data folder (default: $PAI_BENCH_DATA, else ./data)")
@@ -130,9 +133,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (per worker in sweeps; default: torch's, 1 per worker)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--eval-every", type=int, default=1, metavar="K",
+    p.add_argument("--eval-every", type=int, default=eval_every, metavar="K",
                    help="evaluate the test set every K epochs into metrics.csv; 0: only at "
-                        "the end (default: 1)")
+                        "the end (default: %(default)s)")
 
 
 def add_plugin(p: argparse.ArgumentParser) -> None:

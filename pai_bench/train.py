@@ -8,11 +8,16 @@ guarantees every experiment relies on:
 * determinism and resumability: the data order of epoch ``e`` comes from a generator seeded by
   (seed, e), so a run resumed from a checkpoint at step ``s`` sees exactly the batches an
   uninterrupted run would, and the same seed gives the same numbers on CPU.
+
+No step waits for the device: the loss, the accuracy count and a "some loss was not finite"
+flag accumulate in device tensors, read once per epoch (before any callback sees the epoch's
+end, so no checkpoint of a diverged state is ever written) and at the end of training. A loss
+that went NaN or infinite at any step is therefore reported as ``Diverged`` at the next epoch
+boundary at the latest.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -37,7 +42,8 @@ class Callback:
     """Hooks into ``train``. Each receives the ``Loop``; override what you need."""
 
     def on_start(self, loop: "Loop") -> None: ...
-    def on_step_end(self, loop: "Loop", loss: float) -> None: ...
+    def on_step_end(self, loop: "Loop", loss: torch.Tensor) -> None:
+        """``loss``: the step's loss as a 0-d device tensor (``float(loss)`` waits for it)."""
     def on_epoch_end(self, loop: "Loop") -> None: ...
     def on_end(self, loop: "Loop") -> None: ...
 
@@ -52,10 +58,16 @@ class Loop:
     steps_per_epoch: int
     step: int
     end_step: int
-    epoch_loss: float = 0.0
-    epoch_correct: int = 0
+    epoch_loss: float | torch.Tensor = 0.0   # sum of loss x batch size (a device tensor)
+    epoch_correct: int | torch.Tensor = 0
     epoch_seen: int = 0
+    nonfinite: bool | torch.Tensor = False   # some step's loss was NaN or infinite
     extra: dict = field(default_factory=dict)
+
+    def check_finite(self, where: str = "the training loss") -> None:
+        """Raise ``Diverged`` if any loss since the start was not finite (reads the device)."""
+        if bool(self.nonfinite):
+            raise Diverged(self.step, float("nan"), f"{where} (at a step up to this one)")
 
     @property
     def epoch(self) -> float:
@@ -103,11 +115,13 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
             for cb in callbacks:
                 cb.on_step_end(loop, loop.extra["last_loss"])
             if loop.step % spe == 0:
+                loop.check_finite()
                 for cb in callbacks:
                     cb.on_epoch_end(loop)
                 loop.epoch_loss, loop.epoch_correct, loop.epoch_seen = 0.0, 0, 0
             if loop.step >= end:
                 break
+    loop.check_finite()
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise Diverged(loop.step, float("nan"), "a weight after the last step")
     for cb in callbacks:
@@ -123,17 +137,16 @@ def _step(loop: Loop, x, y, prepared, device, precision) -> None:
     with autocast(device, precision):
         logits = model(x)
         loss = F.cross_entropy(logits.float(), y)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise Diverged(loop.step, value)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
     if prepared is not None:
         apply_(model, prepared)
     loop.step += 1
-    loop.epoch_loss += value * len(y)
-    loop.epoch_correct += int((logits.argmax(1) == y).sum())
+    value = loss.detach()
+    loop.nonfinite = loop.nonfinite | ~torch.isfinite(value)
+    loop.epoch_loss = loop.epoch_loss + value.double() * len(y)
+    loop.epoch_correct = loop.epoch_correct + (logits.argmax(1) == y).sum()
     loop.epoch_seen += len(y)
     loop.extra["last_loss"] = value
 
