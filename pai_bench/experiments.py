@@ -109,6 +109,7 @@ def reproduce(name: str, scale: str = "cpu", *, results_dir: Path | str, data_ro
     device = torch.device(sweep_options.get("device", "cpu"))
     runs = list(dict.fromkeys(resolve(c, device) for c in configs(name, scale)))
     sized_for = CPU_SIZED_FOR if scale == "cpu" else None
+    sweep_options.setdefault("eval_every", 0)  # the tables need the final accuracy only
     results = run_sweep(runs, data_root=data_root, results_dir=Path(results_dir), say=say,
                         sized_for=sized_for, **sweep_options)
     out = Path(out) if out is not None else Path(results_dir) / scale / name
