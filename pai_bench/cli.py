@@ -45,6 +45,10 @@ def build_parser(config_cls: type = RunConfig,
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="prune, train and evaluate one configuration")
     add_settings(run, config_cls, sweep=False)
+    run.add_argument("--masks", type=Path, metavar="FILE",
+                     help="train and evaluate these masks ({parameter name: bool tensor}, "
+                          "torch.save or .safetensors) instead of a method's: --method masks, "
+                          "the sparsity the file has")
     run.set_defaults(func=commands.run, config_cls=config_cls)
 
     sweep = sub.add_parser("sweep", help="methods x sparsities x seeds x checks, resumable")
@@ -112,10 +116,11 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
             p.add_argument("--" + meta["axis"].replace("_", "-"), dest=meta["axis"],
                            type=_list_of(kind), metavar=f"{f.name.upper()},...",
                            help=f"comma-separated values: {help_text}")
-        else:
+        else:  # a required field (the method) is checked by the command (run: or --masks)
             p.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), dest=f.name,
                            type=kind, choices=meta.get("choices"), default=None,
-                           required=f.default is dataclasses.MISSING, help=help_text)
+                           help=help_text + (" (required)" if f.default is dataclasses.MISSING
+                                             else ""))
     add_common(p)
 
 

@@ -22,7 +22,8 @@ from pai_bench.errors import ConfigError
 from pai_bench.export import export_run
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
-from pai_bench.models import MODELS
+from pai_bench.methods.given import check_against, file_digest, load_mask_file
+from pai_bench.models import MODELS, prunable_names
 from pai_bench.plan import make_plan
 from pai_bench.precision import resolve
 from pai_bench.sanity_checks import CHECKS
@@ -85,11 +86,33 @@ def results_dir(args) -> Path:
     return args.results_dir or paths.default_results_dir()
 
 
+def given_masks(args) -> None:
+    """``--masks FILE``: the method "masks" with the file (and its content hash) as options,
+    at the file's sparsity."""
+    if args.method not in (None, "masks"):
+        raise ConfigError(f"--masks trains the file's masks; it takes no --method "
+                          f"{args.method!r}")
+    masks = load_mask_file(args.masks)
+    path = args.masks.resolve()
+    args.method = "masks"
+    args.method_args = [*args.method_args, f"file={path}", f"sha256={file_digest(path)}"]
+    args.sparsity = masks.sparsity()
+
+
 def run(args) -> int:
     device = _setup(args)
+    if getattr(args, "masks", None) is not None:
+        given_masks(args)
+    if args.method is None:
+        raise ConfigError("run needs --method NAME (see `list`) or --masks FILE")
     config = resolve(config_from_args(args, args.config_cls), device)
     out = results_dir(args)
-    make_plan(config)  # every name checked before anything is loaded or written
+    plan = make_plan(config)  # every name checked before anything is loaded or written
+    if getattr(args, "masks", None) is not None:  # the file against the model, before the data
+        model = plan.build_model()
+        params = dict(model.named_parameters())
+        check_against(load_mask_file(args.masks), {n: tuple(params[n].shape)
+                                                   for n in prunable_names(model)}, args.masks)
     check_writable_dir(out)
     stored = runner.stored_summary(config, out)
     if stored is None:

@@ -64,10 +64,12 @@ def images_per_second(config: RunConfig, device: torch.device, threads: int | No
     """Training images per second of ``config``'s network on ``device``, measured on 3 steps of
     random input (the first not counted), with the run's precision and ``threads`` threads."""
     data = DATASETS.get(config.dataset)
-    model = create_model(config.model, num_classes=data.num_classes, input_shape=data.input_shape,
+    # a data set that learns its classes and image size from its files (imagefolder): guess
+    shape = data.input_shape if min(data.input_shape) > 0 else (3, 32, 32)
+    model = create_model(config.model, num_classes=max(data.num_classes, 2), input_shape=shape,
                          seed=0, width=config.width).to(device)
     batch = min(_recipe(config).batch_size, 64)
-    x = torch.randn(batch, *data.input_shape, device=device)
+    x = torch.randn(batch, *shape, device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     before = torch.get_num_threads()

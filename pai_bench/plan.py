@@ -72,6 +72,19 @@ class Plan:
         c = self.config
         return c.rewind_iter if c.rewind_iter is not None else default_rewind_step(self.total_steps)
 
+    @property
+    def num_classes(self) -> int:
+        """The data set's classes (counted in the data when the spec cannot know: imagefolder)."""
+        return self.train_data.num_classes if self.train_data is not None \
+            else self.data_spec.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of a network input (from the data when loaded)."""
+        if self.train_data is None:
+            return self.data_spec.input_shape
+        return tuple(self.train_data.get(torch.tensor([0]))[0].shape[1:])
+
     def mask_source(self) -> RunConfig:
         """The run whose method masks this run's masks derive from: itself with no check,
         unless the check changes the scoring itself (invert). Checks that change only weights or
@@ -80,8 +93,8 @@ class Plan:
 
     def build_model(self, stream: str = "init") -> torch.nn.Module:
         """The network, initialized from the run's seeded ``stream``."""
-        return create_model(self.config.model, num_classes=self.data_spec.num_classes,
-                            input_shape=self.data_spec.input_shape,
+        return create_model(self.config.model, num_classes=self.num_classes,
+                            input_shape=self.input_shape,
                             seed=derive_seed(self.config.seed, stream), width=self.config.width)
 
     def model_at(self, dense, step: int) -> torch.nn.Module:
@@ -109,8 +122,7 @@ class Plan:
         return compute_masks(scorer, model, density=density, rounds=rounds,
                              scope=self.config.scope, current=current, lowest=self.check.invert,
                              data=self.train_data if scorer.needs_data else None,
-                             num_classes=self.data_spec.num_classes,
-                             input_shape=self.data_spec.input_shape,
+                             num_classes=self.num_classes, input_shape=self.input_shape,
                              generator=generator(self.config.seed, "score"), device=device)
 
 
@@ -141,6 +153,11 @@ def load_data(p: Plan, data_root: Path | None, cache_dir: Path | None = None) ->
     p.test_data = load_split(p.config.dataset, data_root, "test", subset=test_subset,
                              seed=seed, cache_dir=cache_dir,
                              at_most=p.config.test_subset is None)
+    if p.train_data.classes and p.test_data.classes and \
+            tuple(p.train_data.classes) != tuple(p.test_data.classes):
+        raise ConfigError(f"the training and test splits of {p.config.dataset!r} have different "
+                          f"classes: {list(p.train_data.classes)[:5]} vs "
+                          f"{list(p.test_data.classes)[:5]}")
     for name, step in (("prune_at", p.config.prune_at), ("rewind step", p.start_step())):
         if step >= p.total_steps:
             raise ConfigError(f"{name} {step} is not before the end of training "

@@ -114,11 +114,11 @@ def masks_stage(p: Plan, dense: DenseRun, rdir: Path, results_dir: Path, device,
     if masks is None:
         method_masks, rounds = shared_method_masks(p, dense, source, device, log)
         masks = p.check.masks(method_masks, generator(p.config.seed, "shuffle"))
-        eff = effective_masks(p.build_model(), masks, p.data_spec.input_shape)
+        eff = effective_masks(p.build_model(), masks, p.input_shape)
         masks.save(path, eff)
     else:
         rounds = read_round_masks(p, source)
-        eff = effective_masks(p.build_model(), masks, p.data_spec.input_shape)
+        eff = effective_masks(p.build_model(), masks, p.input_shape)
     return masks, rounds, eff
 
 
@@ -185,7 +185,7 @@ def dense_accuracy(dense: DenseRun, train_if_missing: bool) -> float | None:
 
 
 def cost_of(p: Plan, round_masks: list[Masks]) -> dict:
-    macs = layer_macs(p.build_model(), p.data_spec.input_shape)
+    macs = layer_macs(p.build_model(), p.input_shape)
     bs, spe = p.recipe.batch_size, p.spe
     dense_steps = p.total_steps if p.is_baseline else p.config.prune_at
     dense = [costs.phase(dense_steps, bs, spe, costs.forward_macs(macs))]

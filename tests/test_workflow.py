@@ -152,3 +152,58 @@ def test_dependencies_are_ranges_and_ci_pins_the_tested_versions():
         assert ">=" in deps[name] and "==" not in deps[name], deps[name]
     ci = (ROOT / ".ci" / "run").read_text()
     assert f"torch=={torch.__version__.split('+')[0]}" in ci
+
+
+def test_imagefolder_takes_any_class_tree_and_the_smoke_preset_uses_all_of_it(tmp_path, capsys):
+    from PIL import Image
+    root = tmp_path / "flowers"
+    g = torch.Generator().manual_seed(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for c, name in enumerate(("daisy", "rose", "tulip")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = (torch.rand(24, 20, 3, generator=g) * 60 + 80 * c).to(torch.uint8)
+                Image.fromarray(pixels.numpy()).save(folder / f"{i}.png")
+    code = main(["run", "--method", "snip", "--model", "mlp", "--dataset", "imagefolder",
+                 "--data-root", str(root), "--preset", "smoke", "--batch-size", "8",
+                 "--sparsity", "0.5", "--no-progress", "--results-dir", str(tmp_path / "r")])
+    assert code == 0, capsys.readouterr().err
+    (summary,) = [p for p in (tmp_path / "r" / "runs").glob("*/summary.json")]
+    import json
+    s = json.loads(summary.read_text())
+    assert s["train_examples"] == 36 and s["test_examples"] == 12  # all of a small set
+    assert s["status"] == "finished"
+
+
+def test_masks_from_a_file_train_with_every_check(tmp_path, capsys):
+    flags = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",
+             "--subset", "128", "--test-subset", "50", "--no-progress",
+             "--results-dir", str(tmp_path / "r")]
+    g = torch.Generator().manual_seed(0)
+    model = create_model("mlp", num_classes=10, input_shape=(3, 32, 32), seed=0)
+    shapes = {n: p.shape for n, p in model.named_parameters() if n.endswith("weight")}
+    given = {n: torch.rand(s, generator=g) < 0.3 for n, s in shapes.items()}
+    path = tmp_path / "my_masks.pt"
+    torch.save(given, path)
+    for check in ("none", "shuffle", "invert"):
+        assert main(["run", "--masks", str(path), "--check", check, *flags]) == 0
+    import json
+    found = {json.loads(p.read_text())["config"]["check"]: p.parent
+             for p in (tmp_path / "r" / "runs").glob("masks-*/summary.json")}
+    assert set(found) == {"none", "shuffle", "invert"}
+    kept = sum(int(m.sum()) for m in given.values())
+    trained = torch.load(found["none"] / paths.MASKS, weights_only=True)
+    assert all(torch.equal(trained[n], given[n]) for n in given)  # exactly the file's masks
+    for run in found.values():
+        assert json.loads((run / paths.SUMMARY).read_text())["kept"] == kept
+    # a file that does not fit the model: one line naming it, exit 2, nothing written
+    del given["fc2.weight"]
+    bad = tmp_path / "bad.pt"
+    torch.save(given, bad)
+    capsys.readouterr()
+    before = sorted((tmp_path / "r").rglob("*"))
+    assert main(["run", "--masks", str(bad), *flags]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "fc2.weight" in err and len(err.strip().splitlines()) == 1
+    assert sorted((tmp_path / "r").rglob("*")) == before

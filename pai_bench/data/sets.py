@@ -6,17 +6,20 @@ can hold several data sets); the error for a missing one lists every path it tri
 
 from __future__ import annotations
 
-from functools import partial
+import hashlib
 import shutil
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision.datasets
+from PIL import Image
 
 from pai_bench.data.base import DATASETS, DatasetSpec
 from pai_bench.data.folders import (FileList, annotated_folder, cache_path, class_folders,
                                     read_images)
+from pai_bench.data.imagenet import IMAGENET_STATS
 from pai_bench.data.memory import MemorySplit, crop_flip
 from pai_bench.errors import DataNotFoundError
 
@@ -119,6 +122,30 @@ def load_tinyimagenet(root: Path, split: str, cache_dir: Path | None, *,
                        augment=crop_flip(TINYIMAGENET_PAD), classes=classes)
 
 
+def load_imagefolder(root: Path, split: str, cache_dir: Path | None) -> MemorySplit:
+    """Any ``root/{train,test}/<class>/*.{jpg,jpeg,png}`` tree (``val/`` is taken for a missing
+    ``test/``), held in memory. Every image must have the size of the first; the classes are the
+    sorted folder names (the same in both splits); normalization uses ImageNet's statistics;
+    training augmentation: random crop with 1/8 of the side as zero padding + horizontal flip.
+    """
+    folder = Path(root) / split
+    if split == "test" and not folder.is_dir():
+        folder = Path(root) / "val"
+    if not folder.is_dir():
+        raise DataNotFoundError(f"imagefolder {split} split not found: expected {folder}/<class>/"
+                                f"*.jpg|png. Fix: pass --data-root to a folder holding train/ "
+                                f"and test/ (or val/) class folders.")
+    files = class_folders(folder)
+    with Image.open(files.folder / files.paths[0]) as first:
+        width, height = first.size
+    name = f"imagefolder-{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]}"
+    cache = cache_path(cache_dir, name, files.folder, split) if cache_dir is not None else None
+    images, labels, classes = read_images(files, (height, width), cache)
+    mean, std = IMAGENET_STATS
+    return MemorySplit(images, labels, num_classes=len(classes), mean=mean, std=std,
+                       augment=crop_flip(max(1, min(height, width) // 8)), classes=classes)
+
+
 SYNTHETIC_SIZES = {"train": 1024, "test": 512}
 SYNTHETIC_SEEDS = {"patterns": 0, "train": 1, "test": 2}  # fixed: the data never changes
 SYNTHETIC_GRID = 4  # class patterns: random 4x4 grids upsampled, smooth enough to survive crops
@@ -154,6 +181,10 @@ DATASETS.register("cifar100", DatasetSpec(
 DATASETS.register("tinyimagenet", DatasetSpec(
     "tinyimagenet", 200, (3, 64, 64), load_tinyimagenet,
     "TinyImageNet: 100k train / 10k val 64x64 images, 200 classes (tiny-imagenet-200 folder)"))
+DATASETS.register("imagefolder", DatasetSpec(
+    "imagefolder", 0, (3, 0, 0), load_imagefolder,
+    "any --data-root holding train/<class>/* and test/<class>/* images (classes and size from "
+    "the files)"))
 DATASETS.register("synthetic", DatasetSpec(
     "synthetic", 10, (3, 32, 32), load_synthetic,
     "synthetic: 1024 train / 512 test seeded 32x32 class patterns + noise, for tests",
