@@ -36,7 +36,7 @@ from pai_bench.train import Callback
 
 def run(config: RunConfig | None = None, *, results_dir: Path | str | None = None,
         data_root: Path | str | None = None, device: str = "auto", progress: bool = False,
-        log=print, callbacks=(), eval_every: int = 1, **settings) -> dict:
+        log=print, callbacks=(), eval_every: int = 1, loggers=(), **settings) -> dict:
     """Run one configuration (``config``, or ``RunConfig(**settings)``) and return its summary;
     a run already stored returns its stored summary. ``callbacks``: ``pai_bench.Callback``
     objects added to the training loop; ``eval_every``: test-set evaluation every K epochs in
@@ -45,7 +45,8 @@ def run(config: RunConfig | None = None, *, results_dir: Path | str | None = Non
     return runner.execute(config, data_root=resolve_data_root(data_root),
                           results_dir=Path(results_dir or paths.default_results_dir()),
                           device=resolve_device(device), progress=progress, log=log,
-                          callbacks=tuple(callbacks), eval_every=eval_every)
+                          callbacks=tuple(callbacks), eval_every=eval_every,
+                          loggers=tuple(loggers))
 
 
 def sweep(methods, *, results_dir: Path | str | None = None, data_root=None,

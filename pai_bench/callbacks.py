@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_save_torch, atomic_write_text
 from pai_bench.train import Callback, Loop
 
@@ -65,6 +66,38 @@ class MetricRows(Callback):
         lines = [",".join(self.HEADER)]
         lines += [",".join(str(r.get(h, "")) for h in self.HEADER) for r in self.rows]
         atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+
+class TensorBoard(Callback):
+    """The epoch rows of ``MetricRows`` (train and test loss and accuracy, learning rate) as
+    TensorBoard scalars in ``folder``, one event file per run (``--logger tensorboard``; needs
+    the ``tensorboard`` package: ``pip install -e '.[tensorboard]'``). A logger in the training
+    loop's callback interface: another one (W&B, MLflow) is a class like this one."""
+
+    def __init__(self, folder: Path, metrics: MetricRows):
+        self.folder, self.metrics, self.writer = Path(folder), metrics, None
+
+    def on_start(self, loop: Loop) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # optional dependency
+        except ImportError:
+            raise ConfigError("--logger tensorboard needs the tensorboard package: "
+                              "pip install -e '.[tensorboard]'") from None
+        self.writer = SummaryWriter(str(self.folder))
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        row = self.metrics.rows[-1]
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"):
+            if row.get(key, "") != "":
+                self.writer.add_scalar(key.replace("_", "/", 1), float(row[key]), loop.step)
+        self.writer.flush()
+
+    def on_end(self, loop: Loop) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+LOGGERS = {"tensorboard": TensorBoard}
 
 
 class Checkpointer(Callback):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from pai_bench import commands
+from pai_bench.callbacks import LOGGERS
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError
 from pai_bench.executors import EXECUTORS
@@ -138,6 +139,9 @@ def add_common(p: argparse.ArgumentParser, eval_every: int = 1) -> None:
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (per worker in sweeps; default: torch's, 1 per worker)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--logger", action="append", default=[], choices=sorted(LOGGERS),
+                   help="also log the epoch metrics there (tensorboard: <run>/tensorboard/, "
+                        "needs pip install -e '.[tensorboard]'); repeatable")
     p.add_argument("--eval-every", type=int, default=eval_every, metavar="K",
                    help="evaluate the test set every K epochs into metrics.csv; 0: only at "
                         "the end (default: %(default)s)")

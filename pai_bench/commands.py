@@ -119,7 +119,7 @@ def run(args) -> int:
         console.warn_if_slow(config, device, print)
     summary = runner.execute(config, data_root=resolve_data_root(args.data_root),
                              results_dir=out, device=device, progress=not args.no_progress,
-                             eval_every=args.eval_every)
+                             eval_every=args.eval_every, loggers=tuple(args.logger))
     print(console.format_run(summary, paths.run_dir(out, config), cached=stored is not None))
     return 0 if summary["status"] == "finished" else 1
 

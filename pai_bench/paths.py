@@ -24,6 +24,7 @@ LAYERS = "masks.layers.csv"   # per-layer density report, written beside the mas
 METRICS = "metrics.csv"       # one row per epoch
 SUMMARY = "summary.json"      # final metrics; its presence marks the run finished
 CHECKPOINT = "checkpoint.pt"  # latest training state, deleted when the run finishes
+LOGS = "tensorboard"          # --logger tensorboard: the run's event files
 WEIGHTS = "weights.pt"        # the trained sparse network's state_dict (weights_only-loadable)
 ERROR = "error.txt"           # the traceback of a run that failed in a sweep
 TABLES = "tables.md"          # the Markdown of every table of a report

@@ -19,17 +19,18 @@ from pathlib import Path
 import torch
 
 from pai_bench import costs, paths
-from pai_bench.callbacks import Checkpointer, MetricRows, Progress
+from pai_bench.artifacts import read_masks, read_summary, read_training_state
+from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress
 from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
 from pai_bench.effective import effective_masks, effective_summary
-from pai_bench.artifacts import read_masks, read_summary, read_training_state
+from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock
 from pai_bench.masks import Masks
 from pai_bench.models import layer_macs, prunable_names
-from pai_bench.pruning import keep_count
 from pai_bench.plan import Plan, load_data, make_plan
 from pai_bench.precision import resolve
+from pai_bench.pruning import keep_count
 from pai_bench.seeding import generator
 from pai_bench.train import Diverged, evaluate, train
 
@@ -43,7 +44,7 @@ def stored_summary(config: RunConfig, results_dir: Path) -> dict | None:
 def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
             device: torch.device = torch.device("cpu"), cache_dir: Path | None = None,
             progress: bool = True, log=print, callbacks: tuple = (),
-            eval_every: int = 1) -> dict:
+            eval_every: int = 1, loggers: tuple[str, ...] = ()) -> dict:
     """Run ``config`` to completion (or return its stored summary) and return the summary.
 
     Another process asking for the same run waits for it (a lock beside the run's folder) and
@@ -52,7 +53,12 @@ def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
 
     ``callbacks``: ``pai_bench.train.Callback`` objects added to the sparse network's training
     loop. ``eval_every``: evaluate the test set every that many epochs into ``metrics.csv``
-    (0: only the final evaluation). Neither is part of the run's identity."""
+    (0: only the final evaluation). ``loggers``: names of ``callbacks.LOGGERS`` that also get
+    the epoch rows ("tensorboard": ``<run>/tensorboard/``). None is part of the run's
+    identity."""
+    for name in loggers:
+        if name not in LOGGERS:
+            raise ConfigError(f"unknown logger {name!r}; valid loggers: {', '.join(LOGGERS)}")
     config = resolve(config, device)
     p = make_plan(config)
     done = stored_summary(config, results_dir)
@@ -65,11 +71,11 @@ def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
         if done is not None:
             return done
         return _execute(p, rdir, results_dir, device, progress, log, tuple(callbacks),
-                        eval_every)
+                        eval_every, tuple(loggers))
 
 
 def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log,
-             callbacks: tuple = (), eval_every: int = 1) -> dict:
+             callbacks: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> dict:
     config = p.config
     dense = DenseRun(p, results_dir, device, progress, log, keep=(p.start_step(),))
     rdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +86,7 @@ def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log
     status, error = "finished", None
     try:
         train_stage(p, model, masks, lambda: p.start_state(dense), rdir, device, progress,
-                    callbacks, eval_every)
+                    callbacks, eval_every, loggers)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
             raise Diverged(p.total_steps, metrics["loss"], "the final evaluation")
@@ -157,7 +163,7 @@ def shared_method_masks(p: Plan, dense: DenseRun, folder: Path, device,
 
 
 def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progress,
-                extra: tuple = (), eval_every: int = 1) -> None:
+                extra: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> None:
     state = read_training_state(rdir / paths.CHECKPOINT, model, p.start_step(),
                                 p.total_steps - 1)
     if state is None:
@@ -170,6 +176,7 @@ def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progr
         return evaluate(m, p.test_data, device=device, precision=p.config.precision)
     metrics = MetricRows(rdir / paths.METRICS, rows, test, eval_every)
     callbacks = [Progress(p.config.method, progress), metrics,
+                 *(LOGGERS[name](rdir / paths.LOGS, metrics) for name in loggers),
                  Checkpointer(rdir / paths.CHECKPOINT, metrics), *extra]
     train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks, device=device,
           start_step=start, optimizer_state=opt_state, callbacks=callbacks,

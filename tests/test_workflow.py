@@ -207,3 +207,18 @@ def test_masks_from_a_file_train_with_every_check(tmp_path, capsys):
     err = capsys.readouterr().err
     assert str(bad) in err and "fc2.weight" in err and len(err.strip().splitlines()) == 1
     assert sorted((tmp_path / "r").rglob("*")) == before
+
+
+def test_tensorboard_logger_writes_an_event_file_tensorboard_reads(tmp_path):
+    # the tensorboard extra is part of the README's install command, which CI runs
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    summary = pai_bench.run(method="random", results_dir=tmp_path, device="cpu",
+                            loggers=["tensorboard"], log=lambda *a: None, **TINY)
+    folder = tmp_path / "runs" / f"random-{summary['hash']}" / paths.LOGS
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"train/loss", "train/accuracy", "test/loss", "test/accuracy", "lr"} <= set(tags)
+    acc = events.Scalars("test/accuracy")
+    assert [e.step for e in acc] == [10, 20, 30]
+    assert acc[-1].value == pytest.approx(summary["test_accuracy"])
