@@ -20,6 +20,7 @@ from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError
 from pai_bench.executors import EXECUTORS
 from pai_bench.experiments import EXPERIMENTS
 from pai_bench.export import FORMATS
+from pai_bench.sanity_checks import CHECKS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,8 +119,9 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
                            type=_list_of(kind), metavar=f"{f.name.upper()},...",
                            help=f"comma-separated values: {help_text}")
         else:  # a required field (the method) is checked by the command (run: or --masks)
+            choices = CHECKS.names() if f.name == "check" else meta.get("choices")
             p.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), dest=f.name,
-                           type=kind, choices=meta.get("choices"), default=None,
+                           type=kind, choices=choices, default=None,
                            help=help_text + (" (required)" if f.default is dataclasses.MISSING
                                              else ""))
     add_common(p)

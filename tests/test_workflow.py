@@ -113,7 +113,7 @@ def test_every_flag_has_help_and_closed_values_are_choices():
             if action.dest != "help":
                 assert action.help, f"{name} {action.option_strings or action.dest} has no help"
         by_dest = {a.dest: a for a in sub._actions}
-        for closed in ("preset", "scope", "precision", "executor", "format"):
+        for closed in ("preset", "scope", "precision", "executor", "format", "check"):
             if closed in by_dest:
                 assert by_dest[closed].choices, f"{name} --{closed} is not a choice"
 
@@ -143,6 +143,25 @@ def test_plugins_as_a_comma_separated_list(tmp_path, monkeypatch, capsys):
         for name in ("plugin_a_for_test", "plugin_b_for_test"):
             pai_bench.methods.METHODS.unregister(name)
             sys.modules.pop(name, None)
+
+
+def test_entry_points_register_models_and_data_sets(tmp_path, monkeypatch):
+    from importlib import metadata
+    (tmp_path / "ep_model_for_test.py").write_text(
+        "import pai_bench\nfrom torch import nn\n"
+        "pai_bench.register_model('ep_model_for_test', lambda n, s, w: nn.Sequential("
+        "nn.Flatten(), nn.Linear(3 * 32 * 32, n)))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    found = [metadata.EntryPoint("ep_model_for_test", "ep_model_for_test", "pai_bench.models")]
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group=None: found if group == "pai_bench.models" else [])
+    try:
+        pai_bench.methods.load_plugins()
+        assert "ep_model_for_test" in MODELS
+    finally:
+        MODELS.unregister("ep_model_for_test")
+        sys.modules.pop("ep_model_for_test", None)
 
 
 def test_dependencies_are_ranges_and_ci_pins_the_tested_versions():
