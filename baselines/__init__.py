@@ -79,7 +79,8 @@ class Baseline(Method):
                 model = p.build_model()
                 model.load_state_dict(p.start_state(dense, with_check=False))
                 train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks,
-                      device=device, start_step=p.start_step(), precision=p.config.precision)
+                      device=device, start_step=p.start_step(), precision=p.config.precision,
+                      compile=p.config.compile)
                 masks.save(paths.round_masks(folder, r))
                 atomic_save_torch(model.state_dict(), weights)
                 state = model.state_dict()

@@ -114,6 +114,9 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
         if f.name == "method_args":
             p.add_argument(meta["flag"], dest=f.name, action="append", default=[],
                            metavar="KEY=VALUE", help=help_text)
+        elif kind is bool:  # a switch: given means true (never type=bool, where "False" is true)
+            p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action="store_true",
+                           default=None, help=help_text)
         elif sweep and meta.get("axis"):
             p.add_argument("--" + meta["axis"].replace("_", "-"), dest=meta["axis"],
                            type=_list_of(kind), metavar=f"{f.name.upper()},...",
@@ -157,6 +160,9 @@ def add_plugin(p: argparse.ArgumentParser) -> None:
 
 def add_workers(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=1, help="runs at once (default: 1)")
+    p.add_argument("--runs-per-gpu", type=int, metavar="N",
+                   help="on CUDA: N runs at once on each GPU (local: N processes per GPU; "
+                        "Ray: 1/N GPU per run); small networks fill a large GPU this way")
     p.add_argument("--executor", choices=EXECUTORS.names(), default="local",
                    help="where runs execute: local processes (default) or a Ray cluster "
                         "(needs pip install -e '.[ray]'; see README)")

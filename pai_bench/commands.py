@@ -140,7 +140,8 @@ def sweep_options(args, device: torch.device) -> dict:
     return dict(data_root=resolve_data_root(args.data_root), results_dir=out,
                 device=str(device), workers=args.workers, threads=args.threads or 1,
                 plugins=plugins(args), progress=not args.no_progress, executor=args.executor,
-                ray_address=args.ray_address, eval_every=args.eval_every)
+                ray_address=args.ray_address, eval_every=args.eval_every,
+                runs_per_gpu=args.runs_per_gpu)
 
 
 def _report_sweep(results: list[dict]) -> int:

@@ -10,7 +10,7 @@ pruning    method, sparsity, scope, rounds, method_args, prune_at,  which weight
            rewind_iter, check
 model      model, width                                             the network
 data       dataset, subset, test_subset                             the examples
-training   preset, epochs, batch_size, lr, precision                how it is trained
+training   preset, epochs, batch_size, lr, precision, compile       how it is trained
 seed       seed                                                     the replicate
 ========== ======================================================= ============================
 
@@ -111,6 +111,9 @@ class RunConfig:
     prune_at: int = setting(0, "pruning", kind=int, axis="prune_at", minimum=0,
                             help="prune after this many steps of dense training instead of at "
                                  "step 0 (methods at initialization)")
+    compile: bool = setting(False, "training", kind=bool,
+                            help="train through torch.compile (a GPU option: compiling costs "
+                                 "minutes, repaid over long runs)")
     rewind_iter: int | None = setting(None, "pruning", kind=int, minimum=0,
                                       help="ltr: the step rewound to (default: 2% of training)")
     check: str = setting("none", "pruning", axis="checks",
@@ -164,6 +167,10 @@ def _canonical(f: dataclasses.Field, value: Any) -> Any:
     if value is None and f.default is None:
         return None
     kind, name = meta["kind"], f.name
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name} must be a number, got {value!r}")

@@ -116,6 +116,7 @@ class DenseRun:
             loop = train(model, self.plan.train_data, self.plan.recipe, seed=self.config.seed,
                          device=self.device, start_step=start, end_step=target,
                          optimizer_state=opt_state, precision=self.config.precision,
+                         compile=self.config.compile,
                          callbacks=[Progress(f"dense to step {step}", self.progress),
                                     _EpochCheckpoint(self)])
             self._save(self.snapshot_path(target), target, model, loop.optimizer)

@@ -22,6 +22,8 @@ from typing import Callable, ClassVar
 
 import multiprocessing as mp
 
+import torch
+
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
 from pai_bench.registry import Registry
@@ -57,8 +59,9 @@ class Executor:
         if cls.__dict__.get("name"):
             EXECUTORS.register(cls.name, cls)
 
-    def __init__(self, workers: int = 1, address: str | None = None):
-        self.workers, self.address = workers, address
+    def __init__(self, workers: int = 1, address: str | None = None,
+                 runs_per_gpu: int | None = None):
+        self.workers, self.address, self.runs_per_gpu = workers, address, runs_per_gpu
 
     def where(self) -> str:
         """Validate the options; say where the runs go (the sweep's first line)."""
@@ -68,12 +71,54 @@ class Executor:
         raise NotImplementedError
 
 
+def gpu_slots(device_count: int, runs_per_gpu: int) -> list[str]:
+    """One CUDA device name per worker: ``runs_per_gpu`` workers on each of the GPUs."""
+    return [f"cuda:{g}" for g in range(device_count) for _ in range(runs_per_gpu)]
+
+
+_WORKER_DEVICE: str | None = None  # the GPU a worker process claimed (--runs-per-gpu)
+
+
+def _init_worker(slots) -> None:
+    """A worker's start: die with the sweep; with --runs-per-gpu, claim one GPU slot."""
+    global _WORKER_DEVICE
+    _die_with_parent()
+    if slots is not None:
+        _WORKER_DEVICE = slots.get()
+
+
+def _run_in_worker(config: RunConfig, *args):
+    """``run_one`` on the worker's claimed GPU, if it claimed one."""
+    if _WORKER_DEVICE is not None:
+        args = (*args[:2], _WORKER_DEVICE, *args[3:])
+    return run_one(config, *args)
+
+
 class LocalExecutor(Executor):
-    """``workers`` processes on this machine (in this process when ``workers`` is 1)."""
+    """``workers`` processes on this machine (in this process when ``workers`` is 1); with
+    ``runs_per_gpu`` N on a CUDA sweep, N processes per visible GPU, each bound to one (small
+    networks such as ResNet-20 use a fraction of a large GPU: several runs fill it)."""
 
     name = "local"
 
+    def __init__(self, workers: int = 1, address: str | None = None,
+                 runs_per_gpu: int | None = None, device_count: int | None = None):
+        super().__init__(workers, address, runs_per_gpu)
+        self.slots = None
+        if runs_per_gpu is not None:
+            count = torch.cuda.device_count() if device_count is None else device_count
+            self.slots = gpu_slots(count, runs_per_gpu)
+            self.workers = len(self.slots)
+
     def where(self) -> str:
+        if self.runs_per_gpu is not None:
+            if not isinstance(self.runs_per_gpu, int) or self.runs_per_gpu < 1:
+                raise ConfigError(f"--runs-per-gpu must be a positive integer, got "
+                                  f"{self.runs_per_gpu!r}")
+            if not self.slots:
+                raise ConfigError("--runs-per-gpu needs CUDA GPUs; none is visible here")
+            return (f"with {self.runs_per_gpu} run(s) on each of "
+                    f"{len(self.slots) // self.runs_per_gpu} GPU(s) ({self.workers} workers)")
         if not isinstance(self.workers, int) or isinstance(self.workers, bool) \
                 or self.workers < 1:
             raise ConfigError(f"--workers must be a positive integer, got {self.workers!r}")
@@ -82,15 +127,20 @@ class LocalExecutor(Executor):
         return f"with {self.workers} worker(s)"
 
     def run(self, todo, job, on_finish, say=print) -> None:
-        if self.workers <= 1:
+        if self.workers <= 1 and self.slots is None:
             for c in todo:
                 t0 = time.perf_counter()
                 on_finish(c, run_one(c, *job.args()), t0)
             return
         ctx = mp.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
-        with ProcessPoolExecutor(self.workers, mp_context=ctx,
-                                 initializer=_die_with_parent) as pool:
-            futures = {pool.submit(run_one, c, *job.args()): (c, time.perf_counter())
+        slots = None
+        if self.slots is not None:
+            slots = ctx.Manager().Queue()
+            for s in self.slots:
+                slots.put(s)
+        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(slots,)) as pool:
+            futures = {pool.submit(_run_in_worker, c, *job.args()): (c, time.perf_counter())
                        for c in todo}
             remaining = set(futures)
             while remaining:
@@ -108,5 +158,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def make_executor(name: str, workers: int = 1, address: str | None = None) -> Executor:
-    return EXECUTORS.get(name)(workers=workers, address=address)
+def make_executor(name: str, workers: int = 1, address: str | None = None,
+                  runs_per_gpu: int | None = None) -> Executor:
+    return EXECUTORS.get(name)(workers=workers, address=address, runs_per_gpu=runs_per_gpu)

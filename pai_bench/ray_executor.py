@@ -79,12 +79,13 @@ class RayExecutor(Executor):
     def run(self, todo, job: Job, on_finish, say=print) -> None:
         run(todo, data_root=job.data_root, results_dir=job.results_dir, device=job.device,
             threads=job.threads or 1, plugins=job.plugins, address=self.address,
-            on_finish=on_finish, say=say, eval_every=job.eval_every)
+            on_finish=on_finish, say=say, eval_every=job.eval_every,
+            gpus=1 / self.runs_per_gpu if self.runs_per_gpu else 1)
 
 
 def run(todo: list, *, data_root, results_dir, device: str, threads: int,
         plugins: tuple[str, ...], address: str | None, on_finish, say=print,
-        eval_every: int = 1) -> None:
+        eval_every: int = 1, gpus: float = 1) -> None:
     """Run every config of ``todo`` as a Ray task; ``on_finish(config, summary, t0)`` per run,
     in the order they finish. ``address``: ``HOST:PORT`` of the head node; None means Ray's
     default ($RAY_ADDRESS, else a cluster started on this machine, else a new local one)."""
@@ -98,7 +99,7 @@ def run(todo: list, *, data_root, results_dir, device: str, threads: int,
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise ConfigError(f"cannot connect to the Ray cluster at {address}: {e}") from None
     try:
-        gpus = 1 if device.startswith("cuda") else 0
+        gpus = gpus if device.startswith("cuda") else 0  # a fraction: runs share a GPU
         say(f"[pai-bench] Ray cluster: {_describe(ray.nodes())}")
         _check_feasible(ray.nodes(), threads, gpus)
         remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=MAX_RETRIES,

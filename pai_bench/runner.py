@@ -180,7 +180,7 @@ def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progr
                  Checkpointer(rdir / paths.CHECKPOINT, metrics), *extra]
     train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks, device=device,
           start_step=start, optimizer_state=opt_state, callbacks=callbacks,
-          precision=p.config.precision)
+          precision=p.config.precision, compile=p.config.compile)
 
 
 def dense_accuracy(dense: DenseRun, train_if_missing: bool) -> float | None:

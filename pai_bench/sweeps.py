@@ -112,7 +112,8 @@ def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device:
               workers: int = 1, threads: int | None = 1, plugins: tuple[str, ...] = (),
               progress: bool = True, say=print, executor: str = "local",
               ray_address: str | None = None, sized_for: float | None = None,
-              estimate: bool = True, eval_every: int = 1) -> list[dict]:
+              estimate: bool = True, eval_every: int = 1,
+              runs_per_gpu: int | None = None) -> list[dict]:
     """Run every unfinished config; one progress bar with an ETA and a line per finished run.
 
     Before starting, says what is left and how long it will take here (``estimate``; a quick
@@ -120,7 +121,7 @@ def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device:
 
     ``executor``: a name of ``pai_bench.executors.EXECUTORS`` (``"local"``: ``workers``
     processes here; ``"ray"``: a Ray cluster at ``ray_address``)."""
-    runner = make_executor(executor, workers, ray_address)
+    runner = make_executor(executor, workers, ray_address, runs_per_gpu)
     where = runner.where()
     configs = list(dict.fromkeys(resolve(c, device) for c in configs))  # precision "auto"
     for c in configs:  # every name and option checked before anything runs

@@ -90,9 +90,18 @@ def autocast(device: torch.device, precision: str):
 def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | None = None,
           device: torch.device = torch.device("cpu"), start_step: int = 0,
           end_step: int | None = None, optimizer_state: dict | None = None,
-          callbacks: Sequence[Callback] = (), precision: str = "fp32") -> Loop:
-    """Train ``model`` in place on ``data`` (a ``pai_bench.data.Split``) and return the loop."""
+          callbacks: Sequence[Callback] = (), precision: str = "fp32",
+          compile: bool = False) -> Loop:
+    """Train ``model`` in place on ``data`` (a ``pai_bench.data.Split``) and return the loop.
+
+    On CUDA the network and its inputs use the channels-last memory layout (faster convolutions
+    with tensor cores; the same numbers up to float rounding). ``compile``: the forward pass
+    goes through ``torch.compile`` (the parameters stay the model's own, so masks and
+    checkpoints are unchanged)."""
     model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile else model
     spe = steps_per_epoch(len(data), recipe.batch_size)
     end = recipe.total_steps(spe) if end_step is None else end_step
     optimizer = make_optimizer(model, recipe)
@@ -111,7 +120,8 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
         for i, (x, y) in enumerate(batches):
             if i < skip:
                 continue
-            _step(loop, x.to(device), y.to(device), prepared, device, precision)
+            _step(loop, _to(x, device), y.to(device, non_blocking=True), prepared, device,
+                  precision, forward)
             for cb in callbacks:
                 cb.on_step_end(loop, loop.extra["last_loss"])
             if loop.step % spe == 0:
@@ -129,13 +139,21 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
     return loop
 
 
-def _step(loop: Loop, x, y, prepared, device, precision) -> None:
+def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch on ``device``: channels-last there on CUDA, copied without blocking the host."""
+    if device.type == "cuda":
+        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+    return x.to(device)
+
+
+def _step(loop: Loop, x, y, prepared, device, precision, forward=None) -> None:
     model, opt = loop.model, loop.optimizer
+    forward = forward or model
     for group in opt.param_groups:
         group["lr"] = loop.lr
     model.train()
     with autocast(device, precision):
-        logits = model(x)
+        logits = forward(x)
         loss = F.cross_entropy(logits.float(), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()

@@ -101,3 +101,24 @@ def test_sweep_from_a_toml_file(tmp_path, capsys):
     bad.write_text('methods = ["nope"]\n')
     assert main(["sweep", "--config", str(bad), "--results-dir", str(tmp_path / "r")]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
+    from pai_bench.config import RunConfig
+    from pai_bench.executors import Job, LocalExecutor, gpu_slots
+    assert gpu_slots(2, 3) == ["cuda:0"] * 3 + ["cuda:1"] * 3
+    executor = LocalExecutor(runs_per_gpu=3, device_count=2)  # a faked machine with 2 GPUs
+    assert executor.workers == 6 and "3 run(s) on each of 2 GPU(s)" in executor.where()
+    with pytest.raises(ConfigError, match="needs CUDA GPUs"):
+        LocalExecutor(runs_per_gpu=2, device_count=0).where()
+    # each worker process runs on the slot it claimed, not on the sweep's device: with slots
+    # naming a device that does not exist, every run fails saying so
+    executor = LocalExecutor(runs_per_gpu=2, device_count=1)
+    executor.slots = ["nosuchdevice:0", "nosuchdevice:0"]
+    configs = [RunConfig(method="random", seed=s, model="mlp", dataset="synthetic", epochs=1,
+                         batch_size=32, subset=128, test_subset=50) for s in (0, 1)]
+    results = []
+    executor.run(configs, Job(None, str(tmp_path), "cpu", 1),
+                 lambda c, r, t0: results.append(r))
+    assert len(results) == 2
+    assert all(r["status"] == "failed" and "nosuchdevice" in r["error"] for r in results)
