@@ -1,0 +1,152 @@
+"""The GPU check: one command, on one GPU, from a bare checkout (no install, no network).
+
+    PYTHONPATH=. python benchmarks/gpu_check.py --data data/cifar10-jpeg.tar
+
+(a) training throughput (images/s) of ResNet-20 and VGG-16, dense and masked at 90%, with the
+    suite's training step on random batches of the paper's batch size, and the masked/dense ratio;
+(b) the paper recipe (160 epochs, full CIFAR-10 training and test sets) for ResNet-20: the dense
+    network (``random`` at sparsity 0: every weight kept) and SynFlow, SNIP and random at 90%,
+    seed 0, as one sweep of 4 runs at once on the GPU (``--runs-per-gpu 4``);
+(c) a table of wall time and test accuracy.
+
+``--data``: a tar of the CIFAR-10 image folders (``tar -cf data/cifar10-jpeg.tar -C
+../shared/data cifar10-jpeg``; ``data/`` is git-ignored, so ship it with the device tool's
+``carry``), or a folder. ``--smoke`` runs the same code on the CPU in a minute (MLP on synthetic
+data, 1 epoch), which is how the script is tested where there is no GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pai_bench.masks import Masks, PreparedMasks, apply_  # noqa: E402
+from pai_bench.models import create_model, prunable_names  # noqa: E402
+from pai_bench.recipes import CIFAR  # noqa: E402
+from pai_bench.train import autocast, make_optimizer  # noqa: E402
+
+METHODS = (("random", 0.0), ("synflow", 0.9), ("snip", 0.9), ("random", 0.9))
+
+
+def throughput(model_name: str, masked: bool, device: torch.device, precision: str,
+               batch: int, steps: int) -> float:
+    """Training images/s of one model, masked (90%) or dense, on random batches."""
+    model = create_model(model_name, num_classes=10, input_shape=(3, 32, 32), seed=0).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    g = torch.Generator().manual_seed(0)
+    params = dict(model.named_parameters())
+    prepared = None
+    if masked:
+        masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
+                       for n in prunable_names(model)})
+        prepared = PreparedMasks(model, masks)
+    opt = make_optimizer(model, CIFAR)
+    x = torch.randn(batch, 3, 32, 32, generator=g).to(device)
+    y = torch.randint(0, 10, (batch,), generator=g).to(device)
+
+    def step():
+        with autocast(device, precision):
+            loss = F.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if prepared is not None:
+            apply_(model, prepared)
+    for _ in range(3):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t0)
+
+
+def data_root(path: Path, work: Path) -> Path:
+    """The CIFAR-10 folder: ``path`` itself, or extracted from the tar ``path``."""
+    if path.is_dir():
+        return path
+    with tarfile.open(path) as tar:
+        tar.extractall(work)
+    found = [p.parent for p in work.rglob("train") if p.is_dir()]
+    if not found:
+        raise SystemExit(f"no train/ folder in {path}")
+    return found[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "cifar10-jpeg.tar",
+                        help="tar of the CIFAR-10 image folders, or the folder")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the same code on the CPU in a minute (MLP, synthetic data)")
+    parser.add_argument("--results-dir", type=Path, help="default: a temporary folder")
+    args = parser.parse_args()
+    device = torch.device("cpu" if args.smoke else "cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: run with --smoke on a CPU")
+    precision = "fp32" if args.smoke else "bf16"
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    print(f"# GPU check on {name}, torch {torch.__version__}, precision {precision}")
+
+    print("\n## (a) training throughput, images/s (batch 128)")
+    print("| model | dense | masked 90% | masked / dense step time |\n|---|---|---|---|")
+    models = ("mlp",) if args.smoke else ("cifar_resnet_20", "cifar_vgg_16")
+    for m in models:
+        dense = throughput(m, False, device, precision, 128, 5 if args.smoke else 200)
+        masked = throughput(m, True, device, precision, 128, 5 if args.smoke else 200)
+        print(f"| {m} | {dense:,.0f} | {masked:,.0f} | {dense / masked:.3f} |", flush=True)
+
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        results = args.results_dir or work / "results"
+        if args.smoke:
+            data = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1",
+                    "--batch-size", "32"]
+        else:
+            data = ["--model", "cifar_resnet_20", "--dataset", "cifar10", "--preset", "paper",
+                    "--data-root", str(data_root(args.data, work))]
+        print(f"\n## (b) {'smoke' if args.smoke else 'paper'} recipe: 4 runs at once", flush=True)
+        t0 = time.perf_counter()
+        for sparsity in sorted({s for _, s in METHODS}):
+            methods = ",".join(m for m, s in METHODS if s == sparsity)
+            cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", methods,
+                   "--sparsities", str(sparsity), "--seeds", "0", *data, "--no-progress",
+                   "--eval-every", "0", "--results-dir", str(results), "--device", device.type,
+                   "--precision", precision]
+            cmd += ["--runs-per-gpu", "4"] if device.type == "cuda" else ["--workers", "2"]
+            subprocess.Popen(cmd, cwd=ROOT)  # both sweeps at once: 4 runs on the one GPU
+        while len(list(results.glob("runs/*/summary.json"))) < len(METHODS):
+            time.sleep(5)
+            if time.perf_counter() - t0 > 3600:
+                raise SystemExit("the runs did not finish within an hour")
+        wall = time.perf_counter() - t0
+
+        print(f"\n## (c) results: all 4 runs done in {wall:.0f} s wall time")
+        print("| method | sparsity | test accuracy | run time (s) |\n|---|---|---|---|")
+        for path in sorted(results.glob("runs/*/summary.json")):
+            s = json.loads(path.read_text())
+            acc = s["test_accuracy"]
+            print(f"| {'dense' if s['config']['sparsity'] == 0 else s['config']['method']} | "
+                  f"{s['config']['sparsity']:.2f} | "
+                  f"{'n/a' if acc is None else f'{100 * acc:.2f} %'} | {s['seconds']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
