@@ -32,6 +32,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pai_bench.data import load_split  # noqa: E402
 from pai_bench.masks import Masks, PreparedMasks, apply_  # noqa: E402
 from pai_bench.models import create_model, prunable_names  # noqa: E402
 from pai_bench.recipes import CIFAR  # noqa: E402
@@ -103,6 +104,16 @@ def main() -> int:
     precision = "fp32" if args.smoke else "bf16"
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"# GPU check on {name}, torch {torch.__version__}, precision {precision}")
+
+    print("\n## (a0) device-resident data: the same batches as on the CPU for a seed")
+    split = load_split("synthetic", None, "train")
+    on_device = split.to(device)
+    for (xa, ya), (xb, yb) in zip(
+            split.batches(128, generator=torch.Generator().manual_seed(7), augment=True),
+            on_device.batches(128, generator=torch.Generator().manual_seed(7), augment=True)):
+        assert xb.device.type == device.type and torch.equal(xa, xb.cpu()) and \
+            torch.equal(ya, yb.cpu())
+    print("identical: yes")
 
     print("\n## (a) training throughput, images/s (batch 128)")
     print("| model | dense | masked 90% | masked / dense step time |\n|---|---|---|---|")

@@ -99,6 +99,8 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
     goes through ``torch.compile`` (the parameters stay the model's own, so masks and
     checkpoints are unchanged)."""
     model.to(device)
+    if hasattr(data, "to"):  # in-memory data lives on the training device (data/memory.py)
+        data = data.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if compile else model
@@ -174,6 +176,8 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 500,
              device: torch.device = torch.device("cpu"), precision: str = "fp32") -> dict:
     """Top-1 accuracy and mean cross-entropy of ``model`` on every example of ``data``."""
     model.to(device).eval()
+    if hasattr(data, "to"):
+        data = data.to(device)
     total_loss, correct, seen = 0.0, 0, 0
     for x, y in data.batches(batch_size):
         x, y = x.to(device), y.to(device)

@@ -313,3 +313,32 @@ def test_imagenet_streams_seeded_batches(tmp_path):
     assert len(test) == 6 and test.classes == ("n01", "n02", "n03")
     with pytest.raises(DataNotFoundError, match="has 3 classes; imagenet has 1000"):
         load_split("imagenet", tmp_path, "train")
+
+
+def test_batches_equal_an_independent_per_image_computation():
+    """The vectorized, device-agnostic batch path (indices moved to the images' device, draws
+    from the CPU generator) against a per-image loop with the same draws."""
+    from pai_bench.data.memory import MemorySplit, crop_flip
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (10, 3, 6, 5), generator=g, dtype=torch.uint8)
+    labels = torch.arange(10) % 3
+    split = MemorySplit(images, labels, num_classes=3, mean=(0.5, 0.4, 0.3),
+                        std=(0.2, 0.25, 0.3), augment=crop_flip(2))
+    assert split.to("cpu") is split and split.device.type == "cpu"
+    got = list(split.batches(4, generator=torch.Generator().manual_seed(11), augment=True))
+    ref = torch.Generator().manual_seed(11)
+    order = torch.randperm(10, generator=ref)
+    mean = torch.tensor((0.5, 0.4, 0.3)).view(3, 1, 1)
+    std = torch.tensor((0.2, 0.25, 0.3)).view(3, 1, 1)
+    for b, (x, y) in enumerate(got):
+        idx = order[4 * b:4 * b + 4]
+        top = torch.randint(0, 5, (len(idx),), generator=ref)
+        left = torch.randint(0, 5, (len(idx),), generator=ref)
+        flip = torch.randint(0, 2, (len(idx),), generator=ref)
+        for k, i in enumerate(idx.tolist()):
+            padded = torch.nn.functional.pad(images[i], (2, 2, 2, 2))
+            crop = padded[:, top[k]:top[k] + 6, left[k]:left[k] + 5]
+            if flip[k]:
+                crop = crop.flip(-1)
+            expected = (crop.float() / 255 - mean) / std
+            assert torch.allclose(x[k], expected, atol=1e-6) and y[k] == labels[i]
