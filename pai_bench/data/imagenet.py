@@ -35,24 +35,39 @@ def _transforms(image_size: int, resize: int):
 
 
 class _Examples(Dataset):
-    """Maps (index, seed) to (image, label). The seed makes a sample's augmentation a function
-    of the caller's generator alone, whatever process or worker decodes it."""
+    """Maps (index, seed, augment) to (image, label). The seed makes a sample's augmentation a
+    function of the caller's generator alone, whatever process or worker decodes it."""
 
-    def __init__(self, samples: list[tuple[str, int]], transform, augment: bool):
-        self.samples, self.transform, self.augment = samples, transform, augment
+    def __init__(self, samples: list[tuple[str, int]], train_transform, test_transform):
+        self.samples = samples
+        self.train_transform, self.test_transform = train_transform, test_transform
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[Tensor, int]:
-        index, seed = item
+    def __getitem__(self, item: tuple[int, int, bool]) -> tuple[Tensor, int]:
+        index, seed, augment = item
         path, label = self.samples[index]
         image = default_loader(path)
-        if not self.augment:
-            return self.transform(image), label
+        if not augment:
+            return self.test_transform(image), label
         with torch.random.fork_rng(devices=[]):  # torchvision transforms draw from the global RNG
             torch.manual_seed(seed)
-            return self.transform(image), label
+            return self.train_transform(image), label
+
+
+class _EpochOrder:
+    """A sampler whose items the split replaces before each epoch, so that one DataLoader, and
+    its worker processes, serve every epoch (``persistent_workers``)."""
+
+    def __init__(self):
+        self.items: list[tuple[int, int, bool]] = []
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class StreamingSplit(Split):
@@ -66,6 +81,7 @@ class StreamingSplit(Split):
         self.image_size, self.resize = image_size, resize
         self.num_workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
         self.train_transform, self.test_transform = _transforms(image_size, resize)
+        self._loaders: dict[tuple[int, bool], tuple[DataLoader, _EpochOrder]] = {}
 
     def subset(self, indices: Tensor) -> "StreamingSplit":
         return StreamingSplit([self.samples[i] for i in torch.as_tensor(indices).tolist()],
@@ -73,8 +89,8 @@ class StreamingSplit(Split):
                               resize=self.resize, num_workers=self.num_workers)
 
     def get(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        examples = _Examples(self.samples, self.test_transform, augment=False)
-        images = [examples[(i, 0)][0] for i in torch.as_tensor(indices).tolist()]
+        examples = _Examples(self.samples, self.train_transform, self.test_transform)
+        images = [examples[(i, 0, False)][0] for i in torch.as_tensor(indices).tolist()]
         return torch.stack(images), self.labels[indices]
 
     def batches(self, batch_size: int, *, generator: torch.Generator | None = None,
@@ -84,10 +100,23 @@ class StreamingSplit(Split):
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         seeds = (torch.randint(0, SEED_RANGE, (n,), generator=generator) if augment
                  else torch.zeros(n, dtype=torch.int64))
-        sampler = list(zip(order.tolist(), seeds.tolist()))  # the DataLoader's fixed order
-        transform = self.train_transform if augment else self.test_transform
-        yield from DataLoader(_Examples(self.samples, transform, augment), batch_size=batch_size,
-                              sampler=sampler, drop_last=drop_last, num_workers=self.num_workers)
+        loader, epoch = self._loader(batch_size, drop_last)
+        epoch.items = [(i, s, augment) for i, s in zip(order.tolist(), seeds.tolist())]
+        yield from loader
+
+    def _loader(self, batch_size: int, drop_last: bool) -> tuple[DataLoader, _EpochOrder]:
+        """One DataLoader per batch shape, kept across epochs: its workers persist, batches
+        land in pinned memory when a GPU is there (so the copy to it does not block)."""
+        key = (batch_size, drop_last)
+        if key not in self._loaders:
+            epoch = _EpochOrder()
+            workers = self.num_workers
+            loader = DataLoader(_Examples(self.samples, self.train_transform, self.test_transform),
+                                batch_size=batch_size, sampler=epoch, drop_last=drop_last,
+                                num_workers=workers, persistent_workers=workers > 0,
+                                pin_memory=torch.cuda.is_available())
+            self._loaders[key] = (loader, epoch)
+        return self._loaders[key]
 
 
 def load_imagenet(root: Path, split: str, cache_dir: Path | None = None, *,
