@@ -12,6 +12,7 @@ the stage as if the file had never been written.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
@@ -117,6 +118,31 @@ def read_masks(path: Path, model: nn.Module, names: list[str],
     """Masks over exactly ``names`` (the model's prunable weights, in order), of the model's
     shapes, keeping ``kept`` weights when given."""
     return read_valid(path, Masks.load, lambda m: check_masks(m, model, names, kept))
+
+
+LAYER_COLUMNS = ("name", "shape", "kept", "density", "collapsed")
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_layer_report(rows: Any) -> None:
+    if not rows:
+        raise Invalid("no layer rows")
+    for row in rows:
+        if any(row.get(c) in (None, "") for c in LAYER_COLUMNS):
+            raise Invalid(f"a row lacks one of {', '.join(LAYER_COLUMNS)}")
+        density = float(row["density"])
+        if not 0.0 <= density <= 1.0:
+            raise Invalid(f"density {density} of {row['name']!r} is not in [0, 1]")
+
+
+def read_layer_report(path: Path) -> list[dict] | None:
+    """A per-layer density report (``masks.layers.csv``): every row names a layer, its shape,
+    kept count and a density in [0, 1]."""
+    return read_valid(path, read_csv_rows, check_layer_report)
 
 
 def check_state(state: Any, model: nn.Module) -> None:

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
 import torch
 
 from pai_bench import paths
+from pai_bench.artifacts import read_layer_report
 from pai_bench.config import RunConfig, dense_config, resolve_recipe, resolve_subsets
 from pai_bench.data import DATASETS
 from pai_bench.models import MODELS, create_model
@@ -25,17 +25,16 @@ SLOW_SECONDS = 3600  # warn when the estimate is above an hour
 
 def format_run(summary: dict, run_dir: Path, cached: bool = False) -> str:
     lines = [f"run {run_dir}" + ("  (stored result, not retrained)" if cached else "")]
-    layers = run_dir / paths.LAYERS
-    if layers.exists():
+    layers = read_layer_report(run_dir / paths.LAYERS)
+    if layers is not None:
         lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s} "
                      f"{'effective':>9s}")
-        with open(layers) as f:
-            for row in csv.DictReader(f):
-                eff = float(row.get("effective_density", "nan"))
-                flag = ("  COLLAPSED" if row["collapsed"] == "True" else
-                        "  DEAD (nothing effective)" if eff == 0 else "")
-                lines.append(f"  {row['name']:40s} {row['shape']:>16s} {row['kept']:>9s} "
-                             f"{float(row['density']):8.4f} {eff:9.4f}{flag}")
+        for row in layers:
+            eff = float(row.get("effective_density", "nan"))
+            flag = ("  COLLAPSED" if row["collapsed"] == "True" else
+                    "  DEAD (nothing effective)" if eff == 0 else "")
+            lines.append(f"  {row['name']:40s} {row['shape']:>16s} {row['kept']:>9s} "
+                         f"{float(row['density']):8.4f} {eff:9.4f}{flag}")
     acc = summary["test_accuracy"]
     lines.append(f"status: {summary['status']}")
     lines.append(f"sparsity of prunable weights: {summary['sparsity']:.6f} "

@@ -18,7 +18,6 @@ Conventions, the same in every figure:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import zlib
 from pathlib import Path
@@ -32,6 +31,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from pai_bench import paths  # noqa: E402
+from pai_bench.artifacts import read_layer_report  # noqa: E402
 from pai_bench.config import RunConfig  # noqa: E402
 from pai_bench.methods import METHODS  # noqa: E402
 from pai_bench.table import accuracy_table, dense_table  # noqa: E402
@@ -372,9 +372,9 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
             reports = []
             for _, row in g[g["method"] == method].iterrows():
                 path = paths.stored_run_dir(results_dir, row["method"], row["hash"]) / paths.LAYERS
-                if path.exists():
-                    with open(path) as f:
-                        reports.append(list(csv.DictReader(f)))
+                report = read_layer_report(path)  # an invalid one is kept aside, with a warning
+                if report is not None:
+                    reports.append(report)
             if not reports:
                 continue
             seeds = max(seeds, len(reports))

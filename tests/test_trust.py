@@ -367,3 +367,14 @@ def test_a_non_finite_loss_between_the_periodic_checks_is_diverged(tmp_path, mon
     # found before any callback saw the epoch's end: no metric row, no checkpoint of NaNs
     assert not (paths.run_dir(tmp_path, RunConfig(method="random", **TINY))
                 / paths.METRICS).exists()
+
+
+def test_a_garbage_layer_report_is_kept_aside_and_skipped(tmp_path, capsys):
+    from pai_bench import plots
+    for s in (0, 1):
+        execute(RunConfig(method="random", seed=s, sparsity=0.9, **TINY), tmp_path)
+    victim = paths.run_dir(tmp_path, RunConfig(method="random", seed=1, sparsity=0.9, **TINY))
+    (victim / paths.LAYERS).write_text("name,shape\nfc1.weight\n")
+    files = plots.layer_densities(tmp_path, load_runs(tmp_path), 0.9, tmp_path / "figs")
+    assert files and "is invalid" in capsys.readouterr().err
+    assert (victim / (paths.LAYERS + ".corrupt")).exists()
