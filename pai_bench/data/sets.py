@@ -133,8 +133,8 @@ def load_imagefolder(root: Path, split: str, cache_dir: Path | None) -> MemorySp
         folder = Path(root) / "val"
     if not folder.is_dir():
         raise DataNotFoundError(f"imagefolder {split} split not found: expected {folder}/<class>/"
-                                f"*.jpg|png. Fix: pass --data-root to a folder holding train/ "
-                                f"and test/ (or val/) class folders.")
+                                f"*.jpg|png. Fix: pass --data-root (or set PAI_BENCH_DATA) to "
+                                f"a folder holding train/ and test/ (or val/) class folders.")
     files = class_folders(folder)
     with Image.open(files.folder / files.paths[0]) as first:
         width, height = first.size
