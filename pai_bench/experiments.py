@@ -25,6 +25,7 @@ or ``reproduce(NAME, scale, ...)`` from Python. (An *experiment* is a named list
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -113,5 +114,13 @@ def reproduce(name: str, scale: str = "cpu", *, results_dir: Path | str, data_ro
     results = run_sweep(runs, data_root=data_root, results_dir=Path(results_dir), say=say,
                         sized_for=sized_for, **sweep_options)
     out = Path(out) if out is not None else Path(results_dir) / scale / name
-    say(report.write_report(results_dir, out, latex=True, configs=runs))
+    say(report.write_report(results_dir, out, latex=True, configs=with_random_reference(runs)))
     return results, out
+
+
+def with_random_reference(runs: list[RunConfig]) -> list[RunConfig]:
+    """``runs`` and random pruning at step 0 in each of their settings: the reference the
+    figures draw, taken from the stored runs when another experiment made them (``main``)."""
+    random = [dataclasses.replace(c, method="random", check="none", prune_at=0,
+                                  rewind_iter=None, rounds=None, method_args=()) for c in runs]
+    return list(dict.fromkeys([*runs, *random]))

@@ -162,8 +162,9 @@ def _dense_line(ax, d: pd.DataFrame) -> None:
         ax.axhspan(m - s, m + s, color="black", alpha=0.08, linewidth=0)
 
 
-def _random_line(ax, table: pd.DataFrame, sparsity: float | None = None) -> None:
-    """Random pruning at step 0 (the reference every method must beat), dotted."""
+def _random_line(ax, table: pd.DataFrame, sparsity: float | None = None) -> bool:
+    """Random pruning at step 0 (the reference every method must beat), dotted; whether the
+    table had it to draw."""
     r = table[(table["method"] == "random") & (table["check"] == "none")
               & (table["prune_at"] == 0)]
     if sparsity is not None:
@@ -173,6 +174,8 @@ def _random_line(ax, table: pd.DataFrame, sparsity: float | None = None) -> None
         m, s = 100 * r["mean"].iloc[0], 100 * r["std"].iloc[0]
         ax.axhline(m, color=color, linestyle=":", linewidth=1.2)
         ax.axhspan(m - s, m + s, color=color, alpha=0.08, linewidth=0)
+        return True
+    return False
 
 
 def _legend(ax, dense: pd.DataFrame, random: bool = False, **kwargs) -> None:
@@ -267,7 +270,7 @@ def _checks_at_one_sparsity(g, everything, dense, methods):
                         color=color, capsize=3,
                         markerfacecolor=color if CHECK_FILL.get(check, True) else "white")
     _dense_line(ax, dense)
-    _random_line(ax, everything, float(g["sparsity"].iloc[0]))
+    random = _random_line(ax, everything, float(g["sparsity"].iloc[0]))
     ax.set_xticks(range(len(methods)), methods, rotation=20, ha="right")
     for tick, method in zip(ax.get_xticklabels(), methods):
         tick.set_color(method_style(method)[0])
@@ -277,7 +280,7 @@ def _checks_at_one_sparsity(g, everything, dense, methods):
     for h, lab in zip(handles, labels):
         ax.plot([], [], linestyle="none", marker=h.get_marker(), color="dimgray",
                 markerfacecolor=h.get_markerfacecolor(), label=lab)
-    _legend(ax, dense, random=True, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _legend(ax, dense, random=random, loc="center left", bbox_to_anchor=(1.02, 0.5))
     remaining = 100 * (1 - g["sparsity"].iloc[0])
     ax.set_xlabel(f"method, at {remaining:g}% {REMAINING.split(' (')[0]}")
     return fig, ax
@@ -319,6 +322,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         sparsities = sorted(s for s, sg in g.groupby("sparsity") if sg["prune_at"].nunique() > 1)
         fig, axes = plt.subplots(1, len(sparsities), figsize=(5.5 * len(sparsities) + 1.5, 4.2),
                                  sharey=True, squeeze=False)
+        random = False
         for ax, s in zip(axes[0], sparsities):
             for method, mg in g[g["sparsity"] == s].groupby("method"):
                 if mg["prune_at"].nunique() < 2:
@@ -329,7 +333,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
                             color=color, marker=marker, capsize=3, label=method,
                             linestyle="-" if len(mg) >= MIN_LINE_POINTS else "none")
             _dense_line(ax, d)
-            _random_line(ax, g, s)
+            random = _random_line(ax, g, s) or random
             ax.set_xscale("symlog", linthresh=max(1, min(x for x in steps if x > 0)))
             ax.set_xticks(steps, [f"{x:g}" for x in steps])
             ax.set_xlim(-0.5 * steps[1], 1.5 * steps[-1])  # room for the end points' error bars
@@ -338,7 +342,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(f"{100 * (1 - s):g}% weights remaining")
             ax.grid(alpha=0.3)
-        _legend(axes[0][-1], d, random=True, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        _legend(axes[0][-1], d, random=random, loc="center left", bbox_to_anchor=(1.02, 0.5))
         fig.suptitle(f"{setting['model']}: pruning early in training\n{setting['caption']}",
                      fontsize=9)
         fig.tight_layout()
