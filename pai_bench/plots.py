@@ -387,7 +387,8 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
                     for k in range(len(names))]
             color, marker = method_style(method)
             ax.plot([k + offset for k in range(len(dens))], dens, color=color,
-                    marker=marker, linestyle=styles[i % len(styles)], markersize=4,
+                    marker=marker, markersize=4,  # a line style per method, as its colour
+                    linestyle=styles[zlib.crc32(method.encode()) % len(styles)],
                     label=f"{method}")
         ax.set_yscale("log")
         if names:
