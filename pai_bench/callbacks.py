@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from pai_bench.errors import ConfigError
@@ -115,9 +114,4 @@ class Checkpointer(Callback):
                            "optimizer": loop.optimizer.state_dict(),
                            "step": loop.step, "rows": self.metrics.rows}, self.path)
 
-    @staticmethod
-    def load(path: Path) -> dict | None:
-        path = Path(path)
-        if not path.exists():
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+    # Reading a checkpoint back is artifacts.read_training_state's job: it validates it too.

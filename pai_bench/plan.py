@@ -80,8 +80,9 @@ class Plan:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of a network input (from the data when loaded)."""
-        if self.train_data is None:
+        """(C, H, W) of a network input: the spec's, or the data's where only the files know
+        it (imagefolder)."""
+        if self.train_data is None or min(self.data_spec.input_shape) > 0:
             return self.data_spec.input_shape
         return tuple(self.train_data.get(torch.tensor([0]))[0].shape[1:])
 

@@ -83,19 +83,24 @@ class MemorySplit(Split):
         self.mean, self.std = tuple(mean), tuple(std)
         self.augment = augment
         self.classes = tuple(classes)
+        self._copies: dict[torch.device, "MemorySplit"] = {}  # to(device), made once each
 
     def subset(self, indices: Tensor) -> "MemorySplit":
         return MemorySplit(self.images[indices], self.labels[indices], num_classes=self.num_classes,
                            mean=self.mean, std=self.std, augment=self.augment, classes=self.classes)
 
     def to(self, device: torch.device | str) -> "MemorySplit":
-        """This split with its images and labels on ``device`` (itself if already there)."""
+        """This split with its images and labels on ``device`` (itself if already there). The
+        copy is made once per device and kept: the training loop and every per-epoch evaluation
+        ask for it, and must not copy the data set each time."""
         device = torch.device(device)
         if self.images.device == device:
             return self
-        return MemorySplit(self.images.to(device), self.labels.to(device),
-                           num_classes=self.num_classes, mean=self.mean, std=self.std,
-                           augment=self.augment, classes=self.classes)
+        if device not in self._copies:
+            self._copies[device] = MemorySplit(
+                self.images.to(device), self.labels.to(device), num_classes=self.num_classes,
+                mean=self.mean, std=self.std, augment=self.augment, classes=self.classes)
+        return self._copies[device]
 
     @property
     def device(self) -> torch.device:
