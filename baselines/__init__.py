@@ -10,29 +10,40 @@ is a small value, not a copy of a training loop:
 | ``magnitude_after_training`` | the trained weights | step 0 (learning-rate rewinding, Renda et al. 2020) |
 | ``ltr`` | the dense weights at ``rewind_iter`` | ``rewind_iter`` (Frankle et al. 2020) |
 | ``lottery_ticket`` | the initial weights | step 0 (Frankle & Carbin 2019) |
+| ``imp`` (by levels, below) | the dense weights at ``rewind_iter`` | ``rewind_iter`` |
 
 Baselines register in the same ``METHODS`` registry as the scorers (``pai_bench.methods.base``),
 so a name means one method. Their mask logic (``Baseline.masks``) is here, beside them.
 
-With ``rounds = K`` pruning is iterative: each round removes the same fraction of survivors,
-``1 - d**(1/K)``, by magnitude of the weights the previous round trained, then rewinds and
-retrains. The lottery ticket's control (same mask, fresh weights) is ``--check reinit``.
+Iterative pruning goes by *levels* (open_lth's lottery branch): level k prunes the survivors of
+level k-1 by the magnitude of their trained weights, rewinds (or resets, or keeps) the weights and
+trains again. **Every level is one stored run**, the next level's parent (``Baseline.parent``): a
+level is trained once whatever asks for it, a killed chain resumes at its last finished level
+(and mid-level from its checkpoint), and a sweep over the levels' sparsities trains each once.
+
+* ``imp``: levels of a fixed pruning fraction (20% of the survivors, ``--method-arg
+  fraction=``), rewinding like LTR; level k has density 0.8^k, and a sparsity between two levels
+  is reached by a last, smaller step from the level above it. A sweep over the 0.8^k grid is one
+  chain.
+* ``--rounds K`` on any baseline: K levels of equal fraction ``1 - d**(1/K)`` down to the target
+  density d; level k is the run (same method, density ``d**(k/K)``, rounds k).
+
+The lottery ticket's control (same mask, fresh weights) is ``--check reinit``. A check applies
+to the last level only: the levels above it are the unmodified chain.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
-from pai_bench import paths
-from pai_bench.artifacts import read_weights
-from pai_bench.io import atomic_save_torch
+from pai_bench.config import RunConfig
+from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
 from pai_bench.methods.base import Method
 from pai_bench.methods.simple import Magnitude
-from pai_bench.pruning import exponential_schedule
-from pai_bench.train import train
 
 # LTR's default rewind point, as a fraction of training. Frankle et al. (2020, "Linear mode
 # connectivity") find CIFAR ResNet-20 and VGG-16 stable to SGD noise after about 1-3% of training;
@@ -58,34 +69,32 @@ class Baseline(Method):
     start: ClassVar[str] = "trained"
     restart_schedule: ClassVar[bool] = True
 
-    def masks(self, p, dense, folder: Path, device) -> tuple[Masks, list[Masks]]:
-        """The final masks and those of the earlier rounds, for ``p`` (a ``pai_bench.plan.Plan``
-        with data) on the dense run ``dense``.
+    def levels(self, config: RunConfig) -> int:
+        """How many prune-retrain levels lead from the dense network to ``config``: its
+        ``rounds`` (default 1, one shot)."""
+        return config.rounds or 1
 
-        Global magnitude of the trained weights; with K rounds, prune-rewind-retrain K times.
-        Round r keeps ``density ** (r / K)``; its training (rounds before the last) is stored in
-        ``folder`` so that a killed iterative baseline resumes at its last finished round.
-        """
-        trained, masks, rounds = p.model_at(dense, p.total_steps), None, []
-        schedule = exponential_schedule(p.config.density, p.rounds)
-        for r, d in enumerate(schedule, start=1):
-            masks = p.score_masks(Magnitude(), trained, d, 1, device, masks)
-            if r == len(schedule):
-                return masks, rounds
-            rounds.append(masks)
-            weights = paths.round_weights(folder, r)
-            state = read_weights(weights, trained)
-            if state is None:
-                model = p.build_model()
-                model.load_state_dict(p.start_state(dense, with_check=False))
-                train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks,
-                      device=device, start_step=p.start_step(), precision=p.config.precision,
-                      compile=p.config.compile)
-                masks.save(paths.round_masks(folder, r))
-                atomic_save_torch(model.state_dict(), weights)
-                state = model.state_dict()
-            trained.load_state_dict(state)
-        raise AssertionError("unreachable: the schedule has at least one round")
+    def parent(self, config: RunConfig) -> RunConfig | None:
+        """The previous level: the run whose trained survivors this run prunes (None: the dense
+        network). Level k-1 of K equal levels to density d has density ``d**((k-1)/k)``."""
+        k = self.levels(config)
+        if k <= 1:
+            return None
+        return dataclasses.replace(config, sparsity=level_sparsity(config.density ** ((k - 1) / k)),
+                                   rounds=k - 1 if k > 2 else None, check="none")
+
+    def masks(self, p, trained, survivors: Masks | None, device) -> Masks:
+        """Global magnitude of ``trained``'s weights among ``survivors`` (None: every weight),
+        at the density of ``p`` (a ``pai_bench.plan.Plan``); with the inversion check, the
+        smallest are kept instead."""
+        return p.score_masks(Magnitude(), trained, p.config.density, 1, device, survivors)
+
+
+def level_sparsity(density: float) -> float:
+    """The sparsity of a level of density ``density``, rounded to 6 decimals as the sweep grids
+    are (``experiments.PAPER_SPARSITIES``), so that a level asked for by the next one and the same
+    sparsity asked for by a sweep are one run."""
+    return round(1.0 - density, 6)
 
 
 @dataclass
@@ -113,3 +122,41 @@ class LotteryTicket(Baseline):
     name = "lottery_ticket"
     color, marker = "tab:cyan", "d"
     start = "init"
+
+
+# open_lth's default: each level removes 20% of the survivors (Frankle & Carbin 2019 prune
+# 20% of the convolutional weights per round on CIFAR).
+IMP_FRACTION = 0.2
+# Sweep grids round sparsities to 6 decimals; a density that far from a level is that level.
+LEVEL_TOLERANCE = 1e-3
+
+
+@dataclass
+class IMP(LTR):
+    """Iterative magnitude pruning by levels: prune 20% of the survivors, rewind, retrain"""
+
+    name = "imp"
+    color, marker = "olive", "8"
+    fraction: float = IMP_FRACTION
+
+    def __post_init__(self):
+        if not 0.0 < self.fraction < 1.0:
+            raise ConfigError(f"option 'fraction' of method 'imp' must be in (0, 1), "
+                              f"got {self.fraction}")
+
+    def levels(self, config: RunConfig) -> int:
+        """The first level at or below ``config``'s density: level k has density
+        ``(1 - fraction)**k``; a density between two levels is reached from the level above."""
+        if config.rounds is not None:
+            raise ConfigError("--rounds does not apply to imp: its levels follow from --sparsity "
+                              "and its fraction (--method-arg fraction=0.2); use ltr --rounds K "
+                              "for K equal rounds")
+        exact = math.log(config.density) / math.log(1.0 - self.fraction)
+        return max(1, math.ceil(exact - LEVEL_TOLERANCE))
+
+    def parent(self, config: RunConfig) -> RunConfig | None:
+        k = self.levels(config)
+        if k <= 1:
+            return None
+        return dataclasses.replace(config, sparsity=level_sparsity((1.0 - self.fraction) ** (k - 1)),
+                                   check="none")

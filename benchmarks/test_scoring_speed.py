@@ -1,6 +1,8 @@
 """Scoring time of every method through ``compute_masks``, thresholding included.
 
-Each method runs its own default schedule (``rounds=None``): one shot, or SynFlow's 100 rounds.
+Each method runs its own default schedule (``rounds=None``): one shot, SynFlow's 100 rounds,
+iterative SNIP's and FORCE's 60, NTK-SAP's 20 (5 weight draws each). ``scoring_figure.py``
+draws the figure (``results/benchmarks/scoring.png``) from ``--benchmark-json``.
 The data-driven methods draw their 10 examples per class from the synthetic data set (same
 shapes as CIFAR-10). Targets on the 2-core CPU, VGG-16 (14.7M prunable weights): SynFlow with
 100 rounds under 15 s (the reference implementation takes 46-109 s), SNIP under 3.7 s, GraSP
@@ -27,7 +29,8 @@ def data():
 
 
 @pytest.mark.parametrize("method", ["random", "magnitude", "snip", "grasp", "grasp_abs",
-                                    "synflow"])
+                                    "synflow", "iterative_snip", "force", "prospr", "ntk_sap",
+                                    "phew"])
 @pytest.mark.parametrize("model_name", ["cifar_resnet_20", "cifar_vgg_16"])
 def test_compute_masks(benchmark, model_name, method, data):
     model = create_model(model_name, num_classes=CLASSES, input_shape=SHAPE, seed=0)
@@ -38,7 +41,8 @@ def test_compute_masks(benchmark, model_name, method, data):
                              input_shape=SHAPE, generator=torch.Generator().manual_seed(0))
 
     benchmark.extra_info["rounds"] = scorer.default_rounds
-    slow = model_name == "cifar_vgg_16" and method in ("synflow", "grasp", "grasp_abs")
+    slow = model_name == "cifar_vgg_16" and method in ("synflow", "grasp", "grasp_abs") or \
+        method in ("iterative_snip", "force", "ntk_sap")  # tens of rounds: minutes on VGG-16
     masks = benchmark.pedantic(run, rounds=1 if slow else 3, iterations=1, warmup_rounds=0)
     assert masks.kept() == round(masks.total() * DENSITY)
 

@@ -16,6 +16,8 @@ from pai_bench.errors import ConfigError
 from pai_bench.models import MODELS
 from pai_bench.methods.base import METHODS, Method, Scorer, ScoringContext, make_method
 from pai_bench.methods import given, grasp, layer_ratios, simple, snip, synflow  # noqa: F401
+from pai_bench.methods import ntk_sap, phew  # noqa: F401
+from pai_bench.methods import progressive, prospr  # noqa: F401
 from pai_bench import baselines  # noqa: F401  (registers the after-training baselines)
 
 ENTRY_POINT_GROUP = "pai_bench.methods"

@@ -72,7 +72,10 @@ class ScoringContext:
 
     ``model`` has the current masks applied (pruned weights are zero), its gradients cleared, and
     is on ``device``. ``data`` is the training split (``None`` for data-free runs); examples come
-    without augmentation. ``generator`` is the run's seeded "score" stream.
+    without augmentation. ``generator`` is the run's seeded "score" stream. ``density`` is the
+    fraction of all prunable weights this round will keep (a method that builds its network to a
+    budget, such as PHEW, reads it). ``original``: for a scorer that ``revives`` weights, the
+    values of the prunable weights before the first round (pruned ones included); else None.
     """
 
     model: nn.Module
@@ -82,6 +85,8 @@ class ScoringContext:
     input_shape: tuple[int, int, int]
     generator: torch.Generator
     device: torch.device
+    density: float = 1.0
+    original: dict[str, torch.Tensor] | None = None
 
     def examples(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``per_class`` examples of every class, drawn from the training split, on ``device``."""
@@ -100,6 +105,10 @@ class Scorer(Method):
     # Pruning rounds when the run does not choose (``compute_masks(rounds=None)``): 1 is one-shot;
     # SynFlow's paper schedule is 100. A property of the method, not an option of the scorer.
     default_rounds: ClassVar[int] = 1
+    # False (every method but FORCE): a weight pruned in one round stays pruned, and each round
+    # ranks the survivors only. True: every round ranks all the weights the scoring started with,
+    # so a weight pruned earlier may come back; ``ScoringContext.original`` holds their values.
+    revives: ClassVar[bool] = False
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         """Return ``{parameter name: score tensor}`` for every name in ``ctx.masks``."""

@@ -176,5 +176,6 @@ def read_training_state(path: Path, model: nn.Module, first: int, last: int) -> 
 
 
 def read_weights(path: Path, model: nn.Module) -> dict | None:
-    """A model state dict of ``model`` (an iterative baseline's round weights)."""
+    """A model state dict of ``model``: a stored run's trained weights (an iterative baseline's
+    previous level)."""
     return read_valid(path, load_torch, lambda s: check_state(s, model))

@@ -18,3 +18,8 @@ class DataNotFoundError(PaiBenchError, FileNotFoundError):
 
 class ScoreError(PaiBenchError, ArithmeticError):
     """A scorer produced scores that cannot be turned into a mask (NaN, inf, wrong shape)."""
+
+
+class RunError(PaiBenchError, RuntimeError):
+    """A run cannot go on for a reason outside its own configuration (e.g. the previous level of
+    an iterative baseline diverged); a sweep records it as failed and goes on."""

@@ -38,7 +38,13 @@ from pai_bench.recipes import PRUNE_EARLY_STEPS
 from pai_bench.sweeps import SweepSpec, run_sweep
 
 PAI_METHODS = ("random", "magnitude", "snip", "grasp", "grasp_abs", "synflow")
+# The methods at initialization that came after the paper (methods/progressive.py, prospr.py,
+# ntk_sap.py, phew.py), run through the same protocol.
+SUCCESSORS = ("iterative_snip", "force", "prospr", "ntk_sap", "phew")
 AFTER_TRAINING = ("magnitude_after_training", "ltr")
+# At paper scale also iterative magnitude pruning by levels: the paper's grid is its levels, so
+# one chain per seed trains every sparsity (19 levels), the others one network per sparsity.
+AFTER_TRAINING_PAPER = (*AFTER_TRAINING, "imp")
 CHECKS = ("none", "shuffle", "reinit", "invert")
 PAPER_MODELS = ("cifar_resnet_20", "cifar_vgg_16", "tinyimagenet_resnet_18",
                 "imagenet_resnet_50")
@@ -66,15 +72,20 @@ def _paper(methods, checks=("none",), prune_at=(0,)) -> list[SweepSpec]:
 
 EXPERIMENTS: dict[str, dict[str, list[SweepSpec]]] = {
     "main": {
-        "paper": _paper(PAI_METHODS + AFTER_TRAINING),
-        "cpu": [SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES,
-                          seeds=CPU_SEEDS, run=CPU_RUN)],
+        "paper": _paper(PAI_METHODS + SUCCESSORS + AFTER_TRAINING_PAPER),
+        "cpu": [SweepSpec(methods=PAI_METHODS + SUCCESSORS + AFTER_TRAINING,
+                          sparsities=CPU_SPARSITIES, seeds=CPU_SEEDS, run=CPU_RUN)],
     },
     "ablations": {
-        "paper": _paper(PAI_METHODS[1:] + AFTER_TRAINING, checks=CHECKS),
+        "paper": _paper(PAI_METHODS[1:] + SUCCESSORS + AFTER_TRAINING_PAPER, checks=CHECKS),
         "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow", "ltr"),
                           sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS, checks=CHECKS,
                           run=CPU_RUN)],
+    },
+    "successors": {  # the sanity checks of the methods after the paper (their "none" runs: main)
+        "paper": _paper(SUCCESSORS, checks=CHECKS),
+        "cpu": [SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
+                          checks=CHECKS, run=CPU_RUN)],
     },
     "early": {
         "paper": _paper(("magnitude", "snip", "grasp", "synflow"), prune_at=(0, *PRUNE_EARLY_STEPS)),

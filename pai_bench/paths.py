@@ -6,7 +6,7 @@ A results folder holds::
         config.json  masks.pt  masks.layers.csv  metrics.csv  weights.pt  summary.json
         [checkpoint.pt while training]
     masks/<method>-<hash>/         a method's masks before any check, shared by the checks that
-        masks.pt  round_<r>.pt  round_<r>.masks.pt      change only weights or positions
+        masks.pt                    change only weights or positions
     dense/dense-<hash>/            the dense network of a (data, model, training, seed)
         config.json  step_<k>.pt  summary.json
     .locks/<kind>-<name>.lock      the lock of whoever writes runs/<name>, masks/<name>, ...
@@ -80,21 +80,6 @@ def snapshot_steps(dense_folder: Path) -> list[int]:
 def layers_file(masks_file: Path) -> Path:
     """The per-layer density report written beside a masks file (``masks.layers.csv``)."""
     return Path(masks_file).with_suffix(".layers.csv")
-
-
-def round_weights(folder: Path, r: int) -> Path:
-    """Weights trained in round ``r`` of an iterative baseline."""
-    return folder / f"round_{r}.pt"
-
-
-def round_masks(folder: Path, r: int) -> Path:
-    return folder / f"round_{r}.masks.pt"
-
-
-def round_masks_files(folder: Path) -> list[Path]:
-    """The masks of every stored round, in round order."""
-    found = (re.fullmatch(r"round_(\d+)\.masks\.pt", p.name) for p in folder.glob("round_*"))
-    return [round_masks(folder, r) for r in sorted(int(m.group(1)) for m in found if m)]
 
 
 def table_file(out_dir: Path, name: str, suffix: str) -> Path:

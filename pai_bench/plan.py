@@ -20,7 +20,7 @@ from pai_bench.config import RunConfig, resolve_recipe, resolve_subsets
 from pai_bench.data import DATASETS, DatasetSpec, load_split
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
-from pai_bench.methods import Method, make_method
+from pai_bench.methods import METHODS, Method, make_method
 from pai_bench.models import MODELS, ModelSpec, create_model
 from pai_bench.recipes import Recipe, steps_per_epoch
 from pai_bench.sanity_checks import CHECKS, Check
@@ -64,9 +64,11 @@ class Plan:
     @property
     def rounds(self) -> int:
         """Pruning rounds actually used: the config's, else the method's default."""
+        if self.is_baseline:  # prune-retrain levels (baselines.Baseline.levels)
+            return self.method.levels(self.config)
         if self.config.rounds is not None:
             return self.config.rounds
-        return 1 if self.is_baseline else self.method.default_rounds
+        return self.method.default_rounds
 
     def rewind_step(self) -> int:
         c = self.config
@@ -106,14 +108,14 @@ class Plan:
             model.load_state_dict(dense.state_at(step))
         return model
 
-    def start_state(self, dense, with_check: bool = True) -> dict:
-        """The weights the sparse network starts training from (before masking)."""
+    def start_state(self, dense, trained: dict | None = None) -> dict:
+        """The weights the sparse network starts training from (before masking), with the check
+        applied. ``trained``: what a baseline that starts from trained weights starts from (the
+        previous level's, ``runner.start_weights``); default the dense network's final ones."""
         if self.is_baseline and self.method.start == "trained":
-            state = dense.state_at(self.total_steps)
+            state = trained if trained is not None else dense.state_at(self.total_steps)
         else:
             state = self.model_at(dense, self.start_step()).state_dict()
-        if not with_check:
-            return state
         return self.check.weights(state, lambda: self.build_model("reinit").state_dict())
 
     def score_masks(self, scorer, model: torch.nn.Module, density: float, rounds: int, device,
@@ -138,8 +140,12 @@ def make_plan(config: RunConfig) -> Plan:
     if config.prune_at and method.after_training:
         raise ConfigError(f"--prune-at applies to methods at initialization; {config.method!r} "
                           f"prunes after training")
-    if config.rewind_iter is not None and config.method != "ltr":
-        raise ConfigError(f"--rewind-iter applies to ltr only, not to {config.method!r}")
+    if config.rewind_iter is not None and getattr(method, "start", None) != "rewind":
+        rewinding = [n for n, cls in METHODS.items() if getattr(cls, "start", None) == "rewind"]
+        raise ConfigError(f"--rewind-iter applies to the methods that rewind "
+                          f"({', '.join(rewinding)}), not to {config.method!r}")
+    if method.after_training:
+        method.levels(config)  # ConfigError on rounds a baseline does not take
     recipe = resolve_recipe(config, model_spec.recipe)
     return Plan(config, model_spec, data_spec, recipe, method, check)
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 
 from pai_bench import costs, paths
-from pai_bench.artifacts import read_masks, read_summary, read_training_state
+from pai_bench.artifacts import read_masks, read_summary, read_training_state, read_weights
 from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress
 from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
 from pai_bench.effective import effective_masks, effective_summary
-from pai_bench.errors import ConfigError
+from pai_bench.errors import ConfigError, RunError
 from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock
 from pai_bench.masks import Masks
 from pai_bench.models import layer_macs, prunable_names
@@ -65,28 +65,39 @@ def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
     if done is not None:
         return done
     load_data(p, data_root, cache_dir)  # before anything is written: bad data writes nothing
-    rdir = paths.run_dir(results_dir, config)
+    return run_plan(p, results_dir, device, progress, log, tuple(callbacks), eval_every,
+                    tuple(loggers))
+
+
+def run_plan(p: Plan, results_dir: Path, device, progress: bool = True, log=print,
+             callbacks: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> dict:
+    """``execute`` for a plan with its data loaded: the stored summary, or the run, under the
+    run's lock."""
+    rdir = paths.run_dir(results_dir, p.config)
     with file_lock(paths.lock_file(rdir)):
-        done = stored_summary(config, results_dir)  # finished while this one waited
+        done = stored_summary(p.config, results_dir)  # finished while this one waited
         if done is not None:
             return done
-        return _execute(p, rdir, results_dir, device, progress, log, tuple(callbacks),
-                        eval_every, tuple(loggers))
+        return _execute(p, rdir, results_dir, device, progress, log, callbacks, eval_every,
+                        loggers)
 
 
 def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log,
              callbacks: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> dict:
     config = p.config
     dense = DenseRun(p, results_dir, device, progress, log, keep=(p.start_step(),))
+
+    def run_parent(parent: Plan) -> dict:  # the previous level of an iterative baseline
+        return run_plan(parent, results_dir, device, progress, log, (), eval_every, loggers)
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
-    masks, rounds, eff = masks_stage(p, dense, rdir, results_dir, device, log)
+    masks, rounds, eff = masks_stage(p, dense, rdir, results_dir, device, log, run_parent)
     model = p.build_model()
     status, error = "finished", None
     try:
-        train_stage(p, model, masks, lambda: p.start_state(dense), rdir, device, progress,
-                    callbacks, eval_every, loggers)
+        train_stage(p, model, masks, lambda: start_weights(p, dense, results_dir), rdir,
+                    device, progress, callbacks, eval_every, loggers)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
             raise Diverged(p.total_steps, metrics["loss"], "the final evaluation")
@@ -111,55 +122,103 @@ def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log
     return summary
 
 
-def masks_stage(p: Plan, dense: DenseRun, rdir: Path, results_dir: Path, device, log):
-    """The run's final masks (after the check), the masks of earlier rounds of iterative
-    baselines, and the effective masks (``pai_bench.effective``) of the final ones."""
+def masks_stage(p: Plan, dense: DenseRun, rdir: Path, results_dir: Path, device, log,
+                run_parent):
+    """The run's final masks (after the check), the masks of the earlier levels of an iterative
+    baseline, and the effective masks (``pai_bench.effective``) of the final ones."""
     path = rdir / paths.MASKS
-    source = paths.method_masks_dir(results_dir, p.mask_source())
     masks = read_run_masks(p, path)
     if masks is None:
-        method_masks, rounds = shared_method_masks(p, dense, source, device, log)
+        source = paths.method_masks_dir(results_dir, p.mask_source())
+        method_masks = shared_method_masks(p, dense, source, device, log, results_dir, run_parent)
         masks = p.check.masks(method_masks, generator(p.config.seed, "shuffle"))
         eff = effective_masks(p.build_model(), masks, p.input_shape)
         masks.save(path, eff)
     else:
-        rounds = read_round_masks(p, source)
         eff = effective_masks(p.build_model(), masks, p.input_shape)
-    return masks, rounds, eff
+    return masks, level_masks(p, results_dir), eff
 
 
-def read_run_masks(p: Plan, path: Path) -> Masks | None:
-    """Stored final masks of ``p``: the model's prunable weights, the run's kept count."""
+def read_run_masks(p: Plan, path: Path, density: float | None = None) -> Masks | None:
+    """Stored final masks of ``p`` (or of a level of ``p``'s chain at ``density``): the model's
+    prunable weights, the expected kept count."""
     model = p.build_model()
     names = prunable_names(model)
     total = sum(dict(model.named_parameters())[n].numel() for n in names)
-    return read_masks(path, model, names, keep_count(total, p.config.density))
+    density = p.config.density if density is None else density
+    return read_masks(path, model, names, keep_count(total, density))
 
 
-def read_round_masks(p: Plan, folder: Path) -> list[Masks]:
-    """The stored masks of an iterative baseline's earlier rounds (those that read valid)."""
+def level_masks(p: Plan, results_dir: Path) -> list[Masks]:
+    """The stored masks of the levels above ``p`` in its baseline's chain, top level first."""
+    found, config = [], p.config
+    while p.is_baseline and (config := p.method.parent(config)) is not None:
+        masks = read_run_masks(p, paths.run_dir(results_dir, config) / paths.MASKS,
+                               config.density)
+        if masks is not None:
+            found.append(masks)
+    return found[::-1]
+
+
+def previous_level(p: Plan, dense: DenseRun, results_dir: Path, run_parent):
+    """The trained network a baseline prunes, and its survivors (None: every weight): the dense
+    network, or the previous level's stored run, run first if it is not stored yet."""
+    config = p.method.parent(p.config)
+    if config is None:
+        return p.model_at(dense, p.total_steps), None
+    parent = make_plan(config)
+    parent.train_data, parent.test_data = p.train_data, p.test_data  # the same data groups
+    summary = run_parent(parent)
+    rdir = paths.run_dir(results_dir, config)
+    if summary["status"] != "finished":
+        raise RunError(f"the previous level of this run, {rdir.name} (sparsity "
+                       f"{config.sparsity}), {summary['status']}: it has no trained survivors "
+                       f"to prune")
     model = p.build_model()
-    found = [read_masks(f, model, prunable_names(model)) for f in paths.round_masks_files(folder)]
-    return [m for m in found if m is not None]
+    state = read_weights(rdir / paths.WEIGHTS, model)
+    masks = read_run_masks(parent, rdir / paths.MASKS)
+    if state is None or masks is None:
+        raise RunError(f"the previous level of this run, {rdir}, is finished but its "
+                       f"{paths.WEIGHTS} or {paths.MASKS} is missing or invalid; delete that "
+                       f"folder to train the level again")
+    model.load_state_dict(state)
+    return model, masks
 
 
-def shared_method_masks(p: Plan, dense: DenseRun, folder: Path, device,
-                        log) -> tuple[Masks, list[Masks]]:
+def start_weights(p: Plan, dense: DenseRun, results_dir: Path) -> dict:
+    """``Plan.start_state``; a level of a baseline that starts from trained weights starts from
+    its previous level's (learning-rate rewinding, Renda et al. 2020: each cycle retrains the
+    weights the last one trained), the first level from the dense network's."""
+    parent = p.method.parent(p.config) if p.is_baseline else None
+    if parent is None or p.method.start != "trained":
+        return p.start_state(dense)
+    return p.start_state(dense, read_weights(paths.run_dir(results_dir, parent) / paths.WEIGHTS,
+                                             p.build_model()))
+
+
+def shared_method_masks(p: Plan, dense: DenseRun, folder: Path, device, log, results_dir: Path,
+                        run_parent) -> Masks:
     """The method's masks before the check, computed once per ``Plan.mask_source`` and kept in
     ``folder`` (``paths.method_masks_dir``): the runs of the checks that change only weights or
     positions (none, shuffle, reinit) read the same masks instead of scoring three times."""
     path = folder / paths.MASKS
+    trained = survivors = None
+    if p.is_baseline and read_run_masks(p, path) is None:
+        # outside the lock: the previous level may take a whole training
+        trained, survivors = previous_level(p, dense, results_dir, run_parent)
     with file_lock(paths.lock_file(folder)):
         if read_run_masks(p, path) is None:
             t0 = time.perf_counter()
             if p.is_baseline:
-                masks, _ = p.method.masks(p, dense, folder, device)
+                if trained is None:  # stored a moment ago, then found invalid
+                    trained, survivors = previous_level(p, dense, results_dir, run_parent)
+                masks = p.method.masks(p, trained, survivors, device)
             else:
                 masks = p.score_masks(p.method, p.model_at(dense, p.config.prune_at),
                                       p.config.density, p.rounds, device)
             masks.save(path)
             log(f"[pai-bench] masks from {p.config.method} in {time.perf_counter() - t0:.1f} s")
-        return Masks.load(path), read_round_masks(p, folder)
+        return Masks.load(path)
 
 
 def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progress,

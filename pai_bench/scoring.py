@@ -26,7 +26,8 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
     """Prune ``model`` to ``density`` with ``scorer`` in ``rounds`` rounds (exponential schedule).
 
     After round k the density is ``density ** (k / rounds)``; masks are applied between rounds and
-    weights pruned in one round are never brought back. ``rounds=None`` means the method's own
+    weights pruned in one round are never brought back, unless the scorer ``revives`` them
+    (FORCE): then every round ranks all the weights of the starting masks. ``rounds=None`` means the method's own
     ``scorer.default_rounds`` (1, or 100 for SynFlow). ``lowest`` keeps the weights the method
     ranks lowest (the inversion check).
     """
@@ -39,6 +40,10 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
     # network: the masks would be converted to float64 every round).
     pruned = copy.deepcopy(work)
     apply_(pruned, masks)
+    start, original = masks, None
+    if scorer.revives:  # the values every round may bring back: before any round's mask
+        params = dict(pruned.named_parameters())
+        original = {n: params[n].detach().clone() for n in masks}
     for d in exponential_schedule(density, rounds):
         with torch.no_grad():
             work.load_state_dict(pruned.state_dict())
@@ -46,12 +51,18 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
         work.train()
         ctx = ScoringContext(model=work, masks=masks, data=data, num_classes=num_classes,
                              input_shape=input_shape, generator=generator,
-                             device=torch.device(device))
+                             device=torch.device(device), density=d, original=original)
         scores = scorer.score(ctx)
-        layer_densities = scorer.layer_densities(masks, d)
+        ranked = start if scorer.revives else masks
+        layer_densities = scorer.layer_densities(ranked, d)
         if layer_densities is None:
-            masks = threshold(scope, scores, d, masks, lowest=lowest)
+            masks = threshold(scope, scores, d, ranked, lowest=lowest)
         else:  # the method fixes each layer's density itself; scope does not apply
-            masks = fixed_layer_masks(scores, layer_densities, d, masks, lowest=lowest)
+            masks = fixed_layer_masks(scores, layer_densities, d, ranked, lowest=lowest)
+        if scorer.revives:  # restore the values of revived weights, then prune
+            with torch.no_grad():
+                for n, p in pruned.named_parameters():
+                    if n in original:
+                        p.copy_(original[n])
         apply_(pruned, masks)
     return masks

@@ -5,6 +5,7 @@ import torch
 
 import pai_bench.baselines
 import pai_bench.dense
+import pai_bench.errors
 import pai_bench.runner as runner
 from pai_bench.config import RunConfig, dense_config
 from pai_bench.plan import make_plan
@@ -44,7 +45,6 @@ def recorded(monkeypatch):
         kw["callbacks"] = [*kw.get("callbacks", ()), FirstStep(record)]
         return real(model, data, recipe, **kw)
     monkeypatch.setattr(runner, "train", spy)
-    monkeypatch.setattr(pai_bench.baselines, "train", spy)
     return calls
 
 
@@ -129,7 +129,7 @@ def test_iterative_ltr_prunes_the_same_fraction_each_round(tmp_path, recorded):
 
 @pytest.mark.parametrize("fields, message", [
     (dict(method="ltr", prune_at=5), "prunes after training"),
-    (dict(method="snip", rewind_iter=5), "applies to ltr only"),
+    (dict(method="snip", rewind_iter=5), r"applies to the methods that rewind \(imp, ltr\)"),
     (dict(method="ltr", method_args=(("a", "1"),)), "has no option 'a'"),
     (dict(method="nope"), "lottery_ticket, ltr, magnitude"),
 ])
@@ -142,3 +142,78 @@ def test_prune_at_beyond_training_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="not before the end of training"):
         run(tmp_path, method="random", prune_at=30)
     assert not (tmp_path / "runs").exists()
+
+
+# ---- iterative magnitude pruning by levels ---------------------------------------------------
+
+LEVELS = (0.2, 0.36, 0.488)  # densities 0.8, 0.64, 0.512: levels 1, 2, 3 of imp
+
+
+def test_imp_levels_follow_the_grid_and_off_grid_sparsities_step_from_the_level_above():
+    imp = make_plan(RunConfig(method="imp", **BASE)).method
+    parent = {s: imp.parent(RunConfig(method="imp", sparsity=s, **BASE)) for s in
+              (0.2, 0.36, 0.488, 0.3, 0.983)}
+    assert parent[0.2] is None  # level 1 prunes the dense network
+    assert parent[0.36].sparsity == 0.2 and parent[0.488].sparsity == 0.36
+    assert parent[0.3].sparsity == 0.2  # between levels 1 and 2: a smaller last step
+    # the paper grid's rounded sparsity 1 - 0.8^19 is level 19 itself, its parent level 18
+    assert parent[0.983].sparsity == round(1 - 0.8 ** 18, 6)
+    assert make_plan(RunConfig(method="imp", sparsity=0.983, **BASE)).rounds == 19
+    assert parent[0.36].check == "none" and parent[0.36].method_args == ()
+
+
+def test_imp_trains_each_level_once_and_prunes_the_previous_levels_trained_survivors(
+        tmp_path, recorded, monkeypatch):
+    steps = []
+    real = pai_bench.dense.train
+    monkeypatch.setattr(pai_bench.dense, "train", lambda *a, **kw: (
+        steps.append(kw["end_step"] - kw["start_step"]), real(*a, **kw))[1])
+    # deepest level first: it runs the levels above it on the way
+    results = [run(tmp_path, method="imp", sparsity=s, rewind_iter=3)[0] for s in LEVELS[::-1]]
+    assert len(recorded) == 3 and sum(steps) == 30  # 3 levels + 1 dense network, once each
+    assert [r["pruning_rounds"] for r in results] == [3, 2, 1]
+    assert len(list((tmp_path / "runs").iterdir())) == 3
+    base = RunConfig(method="imp", rewind_iter=3, **BASE)
+    dense_dir = tmp_path / "dense" / f"dense-{dense_config(base).hash()}"
+    trained = torch.load(dense_dir / "step_30.pt", weights_only=True)["model"]
+    rewound = torch.load(dense_dir / "step_3.pt", weights_only=True)["model"]
+    names = list(recorded[0]["masks"])
+    survivors = Masks({n: torch.ones_like(trained[n], dtype=torch.bool) for n in names})
+    for call, sparsity in zip(recorded, LEVELS):  # recorded in training order: level 1 first
+        expected = global_masks({n: trained[n].abs() for n in names}, 1 - sparsity, survivors)
+        assert call["masks"] == expected and call["start"] == 3
+        kept = call["masks"]
+        assert all(torch.equal(call["state"][n][kept[n]], rewound[n][kept[n]]) for n in names)
+        folder = tmp_path / "runs" / f"imp-{RunConfig(**{**base.to_dict(), 'sparsity': sparsity}).hash()}"
+        trained = torch.load(folder / "weights.pt", weights_only=True)  # this level's training
+        survivors = kept
+    assert results[0]["cost"]["sparse_train_epochs"] == pytest.approx(3 * 2.7)
+
+
+def test_ltr_rounds_are_levels_shared_with_the_runs_of_those_sparsities(tmp_path, recorded):
+    run(tmp_path, method="ltr", rounds=3, sparsity=0.936, rewind_iter=2)
+    assert len(recorded) == 3
+    level2, _ = run(tmp_path, method="ltr", rounds=2, sparsity=0.84, rewind_iter=2)
+    level1, _ = run(tmp_path, method="ltr", sparsity=0.6, rewind_iter=2)  # one shot
+    assert len(recorded) == 3  # both were levels of the 3-round chain: stored, not retrained
+    assert level2["pruning_rounds"] == 2 and level1["pruning_rounds"] == 1
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(method="imp", rounds=3), "--rounds does not apply to imp"),
+    (dict(method="imp", method_args=(("fraction", "1.5"),)), r"must be in \(0, 1\), got 1.5"),
+])
+def test_bad_imp_options(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        make_plan(RunConfig(**{**BASE, **fields}))
+
+
+def test_a_diverged_level_stops_its_chain_with_a_named_error(tmp_path, monkeypatch):
+    def diverging(model, data, recipe, **kw):  # the sparse trainings only, not the dense one
+        raise pai_bench.train.Diverged(5, float("nan"), "the training loss")
+    monkeypatch.setattr(runner, "train", diverging)
+    with pytest.raises(pai_bench.errors.RunError, match=r"previous level .*\(sparsity 0.2\)"
+                                                        r", diverged"):
+        run(tmp_path, method="imp", sparsity=0.36)
+    (level1,) = tmp_path.glob("runs/imp-*/summary.json")  # recorded as diverged, no level 2
+    assert '"status": "diverged"' in level1.read_text()

@@ -201,3 +201,36 @@ def test_rounds_default_to_the_methods_own():
     compute_masks(rec, tiny(), density=0.5, generator=torch.Generator(), num_classes=CLASSES,
                   input_shape=SHAPE)
     assert len(rec.seen) == 3
+
+
+class Reviving(Scorer):
+    """Unregistered: scores |original w| in round 1 and -|original w| after it, so round 2 keeps
+    exactly what round 1 pruned where it can (the most extreme revival)."""
+
+    revives = True
+    default_rounds = 2
+
+    def __init__(self):
+        self.seen = []
+
+    def score(self, ctx):
+        params = dict(ctx.model.named_parameters())
+        self.seen.append((ctx.density, {n: params[n].detach().clone() for n in ctx.masks}))
+        sign = 1 if len(self.seen) == 1 else -1
+        return {n: sign * ctx.original[n].abs() for n in ctx.masks}
+
+
+def test_rounds_see_their_density_and_a_reviving_scorer_ranks_every_weight_again():
+    model = tiny()
+    rec = Reviving()
+    masks = compute_masks(rec, model, density=0.25, generator=torch.Generator(),
+                          num_classes=CLASSES, input_shape=SHAPE)
+    assert [d for d, _ in rec.seen] == pytest.approx([0.5, 0.25])
+    params = dict(model.named_parameters())
+    one = compute_masks(make_method("magnitude"), model, density=0.5, rounds=1,
+                        generator=torch.Generator(), num_classes=CLASSES, input_shape=SHAPE)
+    # round 2 ranks all weights by -|w|: it keeps the smallest quarter, all pruned in round 1
+    assert masks.kept() == keep_count(masks.total(), 0.25)
+    assert all(not (masks[n] & one[n]).any() for n in masks)
+    _, seen2 = rec.seen[1]  # round 2's model: round 1's masks applied to the original values
+    assert all(torch.equal(seen2[n], params[n].detach() * one[n]) for n in masks)

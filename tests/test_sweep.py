@@ -24,23 +24,29 @@ def summaries(results: Path) -> list[Path]:
     return sorted(results.glob("runs/*/summary.json"))
 
 
-def test_killed_sweep_resumes_and_records_every_run_once(tmp_path):
-    cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", "random,magnitude",
-           "--sparsities", "0.5,0.9", "--epochs", "12", *SWEEP, "--results-dir", str(tmp_path)]
+def kill_when(cmd: list[str], ready, timeout: float = 300) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``ready()`` is true (it must not end first)."""
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    try:  # kill it while a run is half-trained: after one run, with a checkpoint of the next
-        while time.time() < deadline:
-            done = summaries(tmp_path)
-            partial = [p for p in tmp_path.glob("runs/*/checkpoint.pt")
-                       if not (p.parent / "summary.json").exists()]
-            if done and partial:
-                break
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and not ready():
             assert proc.poll() is None, proc.stderr.read().decode()
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+
+
+def test_killed_sweep_resumes_and_records_every_run_once(tmp_path):
+    cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", "random,magnitude",
+           "--sparsities", "0.5,0.9", "--epochs", "12", *SWEEP, "--results-dir", str(tmp_path)]
+    partial = []
+
+    def half_trained():  # after one run, with a checkpoint of the next
+        partial[:] = [p for p in tmp_path.glob("runs/*/checkpoint.pt")
+                      if not (p.parent / "summary.json").exists()]
+        return summaries(tmp_path) and partial
+    kill_when(cmd, half_trained)
     killed_with = len(summaries(tmp_path))
     assert 1 <= killed_with < 4 and partial
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -122,3 +128,40 @@ def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
                  lambda c, r, t0: results.append(r))
     assert len(results) == 2
     assert all(r["status"] == "failed" and "nosuchdevice" in r["error"] for r in results)
+
+
+def level_runs(results: Path) -> dict[float, Path]:
+    """The run folders of an imp chain, by sparsity."""
+    found = {}
+    for folder in results.glob("runs/imp-*"):
+        if (folder / "config.json").exists():
+            found[json.loads((folder / "config.json").read_text())["config"]["sparsity"]] = folder
+    return found
+
+
+def test_an_imp_chain_killed_at_level_2_resumes_there_and_matches_an_uninterrupted_one(tmp_path):
+    levels = (0.2, 0.36, 0.488)
+    cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", "imp", "--sparsities",
+           ",".join(map(str, levels)), "--epochs", "12", *SWEEP]
+    killed = tmp_path / "killed"
+
+    def level_2_half_trained():
+        runs = level_runs(killed)
+        return 0.36 in runs and (runs[0.36] / "checkpoint.pt").exists()
+    kill_when([*cmd, "--results-dir", str(killed)], level_2_half_trained)
+    runs = level_runs(killed)
+    assert (runs[0.2] / "summary.json").exists() and not (runs[0.36] / "summary.json").exists()
+    level1 = (runs[0.2] / "summary.json").read_bytes()
+    again = subprocess.run([*cmd, "--results-dir", str(killed)], cwd=REPO, capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert (runs[0.2] / "summary.json").read_bytes() == level1  # level 1 not trained again
+    whole = tmp_path / "whole"
+    subprocess.run([*cmd, "--results-dir", str(whole)], cwd=REPO, check=True,
+                   capture_output=True, timeout=600)
+    resumed, uninterrupted = level_runs(killed), level_runs(whole)
+    assert sorted(resumed) == sorted(uninterrupted) == list(levels)
+    for s in levels:  # the resumed chain is the uninterrupted one, to the last bit
+        a, b = (json.loads((r[s] / "summary.json").read_text()) for r in (resumed, uninterrupted))
+        assert a["status"] == "finished" and a["test_accuracy"] == b["test_accuracy"]
+        assert a["test_loss"] == b["test_loss"] and a["kept"] == b["kept"]

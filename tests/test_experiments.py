@@ -1,0 +1,45 @@
+"""The named experiments: registered methods only, shared runs, the paper grid as imp levels."""
+
+import math
+
+import pytest
+
+from pai_bench import experiments
+from pai_bench.methods import METHODS
+from pai_bench.plan import make_plan
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+@pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
+def test_every_run_of_every_experiment_is_a_valid_plan(name, scale):
+    runs = experiments.configs(name, scale)
+    assert runs and len(set(runs)) == len(runs)
+    for config in {c for c in runs if c.model == runs[0].model}:
+        assert config.method in METHODS
+        make_plan(config)  # every name and option checked
+
+
+def test_the_successors_join_main_and_their_checks_share_mains_runs():
+    main = set(experiments.configs("main", "cpu"))
+    successors = experiments.configs("successors", "cpu")
+    assert {c.method for c in main} >= set(experiments.SUCCESSORS)
+    unchecked = [c for c in successors if c.check == "none"]
+    assert unchecked and all(c in main for c in unchecked)  # stored once, read by both reports
+    assert {c.check for c in successors} == set(experiments.CHECKS)
+    for name in ("main", "ablations"):  # and at paper scale, beside imp
+        methods = {c.method for c in experiments.configs(name, "paper")}
+        assert methods >= {*experiments.SUCCESSORS, "imp"}
+
+
+def test_the_paper_grid_is_levels_of_one_imp_chain():
+    runs = [c for c in experiments.configs("main", "paper")
+            if c.method == "imp" and c.model == "cifar_resnet_20" and c.seed == 0]
+    imp = make_plan(runs[0]).method
+    levels = {round(math.log(c.density) / math.log(0.8)): imp.levels(c) for c in runs}
+    assert all(k == level for k, level in levels.items())  # each grid point is level k exactly
+    for c in runs:
+        parent = imp.parent(c)
+        k = imp.levels(c)
+        assert (parent is None) == (k == 1)
+        if parent is not None:
+            assert imp.levels(parent) == k - 1 and parent.density > c.density
