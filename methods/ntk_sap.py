@@ -20,7 +20,7 @@ _BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 @dataclass
 class NTKSAP(Scorer):
-    """Score = |dR/dc|, R = Σ_x ||f(x; θ⊙c) - f(x; (θ+Δθ)⊙c)||²: saliency of the NTK trace.
+    """NTK-SAP: |dR/dc|, R = Σ_x ||f(x; θ⊙c) - f(x; (θ+Δθ)⊙c)||², the NTK trace; no data.
 
     R is a finite-difference estimate of the trace of the fixed-weight NTK (up to ε²), on
     Gaussian random inputs x ~ N(0, 1) of ``input_shape`` (no data: ``needs_data = False``) and a

@@ -15,7 +15,7 @@ from pai_bench.pruning import keep_count
 
 @dataclass
 class PHEW(Scorer):
-    """Keep the edges of magnitude-biased random walks input->output and back, to the budget.
+    """PHEW: keep the edges of magnitude-biased random walks input->output and back; no data.
 
     Units are a linear layer's features and a conv's channels. A walk crosses every prunable
     layer once, in ``prunable_names`` (model) order; in a layer it moves from its unit u to a

@@ -2,7 +2,8 @@
 
 ``--scale paper``: the paper's networks, recipes, sparsity grid and 5 seeds (GPU-days).
 ``--scale cpu``: a miniature of the same code path for 2 CPU cores, sized so that ``main`` and
-``ablations`` finish within an hour together (measured times in ``results/README.md``):
+``ablations`` finish in about an hour and a quarter together (measured times in
+``results/README.md``):
 
 * ResNet-20 at width 8 instead of 16 (about 4x fewer MACs, 68k prunable weights; the same
   depth and topology, so the same layer-collapse and per-layer-density effects); measured here
@@ -17,6 +18,12 @@
 * sparsities 0.5 and 0.9: at width 8, 90% sparsity leaves 6.8k weights, where the methods part
   ways without all collapsing to chance; 3 seeds, enough for Welch's test to call large
   differences. The ablations use 0.9 only.
+
+``successors`` holds the sanity checks of the methods that came after the paper (iterative SNIP,
+FORCE, ProsPr, NTK-SAP, PHEW); the methods themselves are in ``main`` at both scales, and in
+``ablations`` at paper scale. Iterative magnitude pruning by levels (``imp``) is in ``main`` and
+``ablations`` at paper scale only: 90% sparsity is level 11 of its chain (11 trainings per seed),
+beyond the CPU budget.
 
 Each experiment is a list of sweeps (one per network); ``python -m pai_bench reproduce NAME``,
 or ``reproduce(NAME, scale, ...)`` from Python. (An *experiment* is a named list of sweeps; a

@@ -150,9 +150,12 @@ def _curve(ax, g: pd.DataFrame, label: str, color: str, marker: str, offset: flo
                     capsize=3, label=label, markerfacecolor=face)
 
 
-def _offsets(n: int, spread: float = 0.06) -> list[float]:
-    """Multiplicative x offsets (log axis) that spread ``n`` markers around a point."""
-    return [1 + spread * (i - (n - 1) / 2) for i in range(n)]
+def _offsets(n: int, spread: float = 0.06, widest: float = 0.2) -> list[float]:
+    """Multiplicative x offsets (log axis) that spread ``n`` markers around a point: ``spread``
+    apart, closer when ``n`` is large, so that all stay within ``1 ± widest`` (inside the
+    axis margins of ``_remaining_axis``)."""
+    step = min(spread, 2 * widest / (n - 1)) if n > 1 else 0.0
+    return [1 + step * (i - (n - 1) / 2) for i in range(n)]
 
 
 def _dense_line(ax, d: pd.DataFrame) -> None:

@@ -190,3 +190,12 @@ def test_runs_csv_has_one_row_per_stored_run(results, tmp_path):
     assert len(table) == len(stored) == 22
     assert len(set(table["hash"])) == len(table)
     assert {"method", "sparsity", "seed", "lr", "test_accuracy", "train_macs"} <= set(table)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 13, 30])
+def test_side_by_side_offsets_stay_inside_the_axis_margins(n):
+    offsets = plots._offsets(n)
+    assert len(set(offsets)) == n and sum(offsets) == pytest.approx(n)  # distinct, centred
+    assert all(0.8 - 1e-12 <= o <= 1.2 + 1e-12 for o in offsets)  # inside 1/1.3 .. 1.3
+    if n <= 4:
+        assert offsets[1:] == [] or offsets[1] - offsets[0] == pytest.approx(0.06)
