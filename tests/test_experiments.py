@@ -23,8 +23,9 @@ def test_the_successors_join_main_and_their_checks_share_mains_runs():
     main = set(experiments.configs("main", "cpu"))
     successors = experiments.configs("successors", "cpu")
     assert {c.method for c in main} >= set(experiments.SUCCESSORS)
-    unchecked = [c for c in successors if c.check == "none"]
+    unchecked = [c for c in successors if c.check == "none" and c.sparsity == 0.9]
     assert unchecked and all(c in main for c in unchecked)  # stored once, read by both reports
+    assert {c.sparsity for c in successors if c.check == "none"} == {0.5, 0.9}
     assert {c.check for c in successors} == set(experiments.CHECKS)
     for name in ("main", "ablations"):  # and at paper scale, beside imp
         methods = {c.method for c in experiments.configs(name, "paper")}
