@@ -100,7 +100,10 @@ class RunConfig:
                          help="one threshold over all layers (global) or one per layer")
     rounds: int | None = setting(None, "pruning", kind=int, positive=True,
                                  help="pruning rounds, exponential schedule (default: the "
-                                      "method's: 100 for synflow, else 1)")
+                                      "method's: 100 synflow, 60 iterative_snip and force, "
+                                      "20 ntk_sap, else 1); for ltr, lottery_ticket and "
+                                      "magnitude_after_training: prune-retrain levels, each "
+                                      "a stored run (imp: levels follow from --sparsity)")
     method_args: tuple[tuple[str, Any], ...] = setting(
         (), "pruning", flag="--method-arg",
         help="an option of the method as KEY=VALUE, e.g. samples_per_class=5 (repeatable)")
@@ -115,7 +118,7 @@ class RunConfig:
                             help="train through torch.compile (a GPU option: compiling costs "
                                  "minutes, repaid over long runs)")
     rewind_iter: int | None = setting(None, "pruning", kind=int, minimum=0,
-                                      help="ltr: the step rewound to (default: 2% of training)")
+                                      help="ltr and imp: the step rewound to (default: 2% of training)")
     check: str = setting("none", "pruning", axis="checks",
                          help="sanity check applied to the masks: none, shuffle, reinit, invert "
                               "(see `list`)")
