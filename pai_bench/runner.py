@@ -139,10 +139,11 @@ def masks_stage(p: Plan, dense: DenseRun, rdir: Path, results_dir: Path, device,
     return masks, level_masks(p, results_dir), eff
 
 
-def read_run_masks(p: Plan, path: Path, density: float | None = None) -> Masks | None:
+def read_run_masks(p: Plan, path: Path, density: float | None = None,
+                   model: torch.nn.Module | None = None) -> Masks | None:
     """Stored final masks of ``p`` (or of a level of ``p``'s chain at ``density``): the model's
-    prunable weights, the expected kept count."""
-    model = p.build_model()
+    prunable weights, the expected kept count. ``model``: ``p``'s network, if already built."""
+    model = model if model is not None else p.build_model()
     names = prunable_names(model)
     total = sum(dict(model.named_parameters())[n].numel() for n in names)
     density = p.config.density if density is None else density
@@ -151,10 +152,11 @@ def read_run_masks(p: Plan, path: Path, density: float | None = None) -> Masks |
 
 def level_masks(p: Plan, results_dir: Path) -> list[Masks]:
     """The stored masks of the levels above ``p`` in its baseline's chain, top level first."""
-    found, config = [], p.config
+    found, config, model = [], p.config, None
     while p.is_baseline and (config := p.method.parent(config)) is not None:
+        model = model if model is not None else p.build_model()  # one for the whole chain
         masks = read_run_masks(p, paths.run_dir(results_dir, config) / paths.MASKS,
-                               config.density)
+                               config.density, model)
         if masks is not None:
             found.append(masks)
     return found[::-1]
@@ -176,7 +178,7 @@ def previous_level(p: Plan, dense: DenseRun, results_dir: Path, run_parent):
                        f"to prune")
     model = p.build_model()
     state = read_weights(rdir / paths.WEIGHTS, model)
-    masks = read_run_masks(parent, rdir / paths.MASKS)
+    masks = read_run_masks(parent, rdir / paths.MASKS, model=model)
     if state is None or masks is None:
         raise RunError(f"the previous level of this run, {rdir}, is finished but its "
                        f"{paths.WEIGHTS} or {paths.MASKS} is missing or invalid; delete that "
