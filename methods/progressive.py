@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import torch
 
 from pai_bench.methods.base import ScoringContext
-from pai_bench.methods.helpers import gradients
 from pai_bench.methods.snip import SNIP
 
 ROUNDS = 60  # pruning steps T of the authors' README commands (exponential schedule)
@@ -70,13 +69,8 @@ class FORCE(IterativeSNIP):
     color, marker = "crimson", ">"
     revives = True
 
-    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
-        # SNIP's own draw of examples and gradient (the same sample from the same generator),
-        # but multiplied by w0 rather than by the current weights, which are zero where pruned.
-        x, y = ctx.examples(self.samples_per_class)
-        ctx.model.train()
-        grads = gradients(ctx.model, x, y, list(ctx.masks), batch_size=self.batch_size)
-        params = dict(ctx.model.named_parameters())
-        # Called outside compute_masks (no ``original``): nothing is pruned yet, so w0 = w.
-        w0 = ctx.original if ctx.original is not None else {n: params[n].detach() for n in grads}
-        return {n: g.mul_(w0[n]).abs_() for n, g in grads.items()}
+    def gated_weights(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        # SNIP's sample and gradient at the pruned network, multiplied by w0 rather than by the
+        # current weights, which are zero where pruned. Called outside compute_masks (no
+        # ``original``): nothing is pruned yet, so w0 = w.
+        return ctx.original if ctx.original is not None else super().gated_weights(ctx)

@@ -42,6 +42,11 @@ class SNIP(Scorer):
         x, y = ctx.examples(self.samples_per_class)
         ctx.model.train()
         grads = gradients(ctx.model, x, y, list(ctx.masks), batch_size=self.batch_size)
-        params = dict(ctx.model.named_parameters())
+        w = self.gated_weights(ctx)
         # in place on the fresh gradient tensors: no second copy of every weight
-        return {n: g.mul_(params[n].detach()).abs_() for n, g in grads.items()}
+        return {n: g.mul_(w[n]).abs_() for n, g in grads.items()}
+
+    def gated_weights(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        """The w of |w ⊙ dL/dw|: the current (pruned) weights; FORCE uses the original ones."""
+        params = dict(ctx.model.named_parameters())
+        return {n: params[n].detach() for n in ctx.masks}
