@@ -9,16 +9,25 @@
     seed 0, as one sweep of 4 runs at once on the GPU (``--runs-per-gpu 4``);
 (c) a table of wall time and test accuracy.
 
-``--data``: a tar of the CIFAR-10 image folders (``tar -cf data/cifar10-jpeg.tar -C
-../shared/data cifar10-jpeg``; ``data/`` is git-ignored, so ship it with the device tool's
-``carry``), or a folder. ``--smoke`` runs the same code on the CPU in a minute (MLP on synthetic
-data, 1 epoch), which is how the script is tested where there is no GPU.
+``--data``: a tar of the CIFAR-10 image folders, best gzipped (``tar -czf
+data/cifar10-jpeg.tar.gz -C ../shared/data cifar10-jpeg``: 20 MB, where the plain tar is 93 MB;
+``data/`` is git-ignored, so ship it with the device tool's ``carry``), or a folder. The images
+are decoded once, before the runs start. ``--smoke`` runs the same code on the CPU in a minute
+(MLP on synthetic data, 1 epoch), which is how the script is tested where there is no GPU.
+
+The check never outlives its budget: ``--deadline`` seconds after it starts (default 540, so
+that it ends inside a 10-minute command), runs still training are stopped and the table shows
+how far each got. A run that fails stops the check at once, with the end of its log. Exit
+status: 0 all runs finished, 1 a run failed, 2 the deadline was reached.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -108,9 +117,12 @@ def data_path_throughput(split, device: torch.device, precision: str, resident: 
 
 
 def data_root(path: Path, work: Path) -> Path:
-    """The CIFAR-10 folder: ``path`` itself, or extracted from the tar ``path``."""
+    """The CIFAR-10 folder: ``path`` itself, or extracted from the tar (any compression)."""
     if path.is_dir():
         return path
+    if not path.is_file():
+        raise SystemExit(f"--data {path}: no such file or folder (make it with: tar -czf "
+                         f"data/cifar10-jpeg.tar.gz -C ../shared/data cifar10-jpeg)")
     with tarfile.open(path) as tar:
         tar.extractall(work)
     found = [p.parent for p in work.rglob("train") if p.is_dir()]
@@ -119,13 +131,140 @@ def data_root(path: Path, work: Path) -> Path:
     return found[0]
 
 
+def run_state(run: Path) -> dict:
+    """What a run folder says of its run: its summary once finished, and how far it trained."""
+    rows = []
+    if (run / "metrics.csv").exists():
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    last = rows[-1] if rows else {}
+    state = {"epoch": float(last["epoch"]) if last else 0.0,
+             "seconds": float(last.get("seconds") or 0),
+             "train_accuracy": float(last["train_accuracy"]) if last else None}
+    if (run / "summary.json").exists():
+        s = json.loads((run / "summary.json").read_text())
+        return state | {"method": s["config"]["method"], "sparsity": s["config"]["sparsity"],
+                        "status": s["status"], "accuracy": s["test_accuracy"],
+                        "seconds": s["seconds"]}
+    config = json.loads((run / "config.json").read_text())["config"] \
+        if (run / "config.json").exists() else {}
+    return state | {"method": config.get("method", run.name.rsplit("-", 1)[0]),
+                    "sparsity": config.get("sparsity"), "accuracy": None,
+                    "status": "failed" if (run / "error.txt").exists() else "training"}
+
+
+def table(results: Path) -> str:
+    lines = ["| method | sparsity | status | test accuracy | epochs | run time (s) |",
+             "|---|---|---|---|---|---|"]
+    for run in sorted((results / "runs").glob("*")):
+        st = run_state(run)
+        sparsity = st["sparsity"]
+        name = "dense" if sparsity == 0 else st["method"]
+        acc = st["accuracy"]
+        shown = "n/a" if acc is None else f"{100 * acc:.2f} %"
+        if st["status"] == "training" and st.get("train_accuracy") is not None:
+            shown = f"(train {100 * st['train_accuracy']:.2f} %)"
+        shown_sparsity = "?" if sparsity is None else f"{sparsity:.2f}"
+        lines.append(f"| {name} | {shown_sparsity} | {st['status']} | {shown} | "
+                     f"{st['epoch']:g} | {st['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def stop(procs) -> None:
+    """Stop the sweeps and their workers (each sweep leads its own process group)."""
+    for proc, _ in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for proc, _ in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def sweeps(args, device: torch.device, precision: str, work: Path, started: float) -> int:
+    """(b) and (c): the 4 runs at once, watched until done, failed or out of time."""
+    results = args.results_dir or work / "results"
+    env = dict(os.environ, PAI_BENCH_CACHE=str(work / "cache"))
+    if args.smoke:
+        data = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1",
+                "--batch-size", "32"]
+    else:
+        root = data_root(args.data, work)
+        t0 = time.perf_counter()
+        for split in ("train", "test"):  # decoded once here; the runs read the cache
+            load_split("cifar10", root, split, cache_dir=work / "cache")
+        print(f"\ndecoded CIFAR-10 in {time.perf_counter() - t0:.0f} s", flush=True)
+        data = ["--model", "cifar_resnet_20", "--dataset", "cifar10", "--preset", "paper",
+                "--data-root", str(root)]
+    print(f"\n## (b) {'smoke' if args.smoke else 'paper'} recipe: 4 runs at once", flush=True)
+    t0 = time.perf_counter()
+    procs = []
+    for sparsity in sorted({s for _, s in METHODS}):
+        methods = ",".join(m for m, s in METHODS if s == sparsity)
+        cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", methods,
+               "--sparsities", str(sparsity), "--seeds", "0", *data, "--no-progress",
+               "--eval-every", "0", "--results-dir", str(results), "--device", device.type,
+               "--precision", precision]
+        cmd += ["--runs-per-gpu", "4"] if device.type == "cuda" else ["--workers", "2"]
+        log = work / f"sweep-{sparsity}.log"
+        with open(log, "w") as out:  # both sweeps at once: 4 runs on the one GPU
+            procs.append((subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out,
+                                           stderr=subprocess.STDOUT, start_new_session=True),
+                          log))
+    shown = time.perf_counter()
+    try:
+        while True:
+            time.sleep(1 if args.smoke else 5)
+            errors = sorted(results.glob("runs/*/error.txt"))
+            if errors:  # a run failed: its sweep would only say so when its other runs end
+                print(f"\na run failed ({errors[0].parent.name}); the end of its error:\n"
+                      + "\n".join(errors[0].read_text().splitlines()[-30:]), flush=True)
+                print("\n" + table(results))
+                return 1
+            failed = [(p, log) for p, log in procs if p.poll() not in (None, 0)]
+            if failed:
+                proc, log = failed[0]
+                print(f"\na sweep failed (exit {proc.returncode}); the end of its log:\n"
+                      + "\n".join(log.read_text().splitlines()[-30:]), flush=True)
+                print("\n" + table(results))
+                return 1
+            if all(p.poll() == 0 for p, _ in procs):
+                break
+            now = time.perf_counter()
+            if now - started > args.deadline:
+                print(f"\n## (c) deadline: {args.deadline:.0f} s since the start; the runs "
+                      f"were stopped after {now - t0:.0f} s of training\n" + table(results))
+                return 2
+            if now - shown >= 60:
+                shown = now
+                epochs = [f"{run_state(r)['epoch']:g}" for r in sorted(results.glob("runs/*"))]
+                print(f"  {now - t0:.0f} s: epochs reached {', '.join(epochs)}", flush=True)
+    finally:
+        stop(procs)
+    wall = time.perf_counter() - t0
+    done = len(list(results.glob("runs/*/summary.json")))
+    if done < len(METHODS):
+        print(f"\nthe sweeps ended with {done} of {len(METHODS)} runs stored")
+        return 1
+    print(f"\n## (c) results: all 4 runs done in {wall:.0f} s wall time\n" + table(results))
+    return 0
+
+
 def main() -> int:
+    started = time.perf_counter()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "cifar10-jpeg.tar",
-                        help="tar of the CIFAR-10 image folders, or the folder")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "cifar10-jpeg.tar.gz",
+                        help="tar (gzipped or not) of the CIFAR-10 image folders, or the folder")
     parser.add_argument("--smoke", action="store_true",
                         help="the same code on the CPU in a minute (MLP, synthetic data)")
     parser.add_argument("--results-dir", type=Path, help="default: a temporary folder")
+    parser.add_argument("--deadline", type=float, default=540.0, metavar="SECONDS",
+                        help="stop the runs this long after the start and show how far they got "
+                             "(default: 540)")
     args = parser.parse_args()
     device = torch.device("cpu" if args.smoke else "cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -158,39 +297,7 @@ def main() -> int:
         print(f"| {m} | {dense:,.0f} | {masked:,.0f} | {dense / masked:.3f} |", flush=True)
 
     with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        results = args.results_dir or work / "results"
-        if args.smoke:
-            data = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1",
-                    "--batch-size", "32"]
-        else:
-            data = ["--model", "cifar_resnet_20", "--dataset", "cifar10", "--preset", "paper",
-                    "--data-root", str(data_root(args.data, work))]
-        print(f"\n## (b) {'smoke' if args.smoke else 'paper'} recipe: 4 runs at once", flush=True)
-        t0 = time.perf_counter()
-        for sparsity in sorted({s for _, s in METHODS}):
-            methods = ",".join(m for m, s in METHODS if s == sparsity)
-            cmd = [sys.executable, "-m", "pai_bench", "sweep", "--methods", methods,
-                   "--sparsities", str(sparsity), "--seeds", "0", *data, "--no-progress",
-                   "--eval-every", "0", "--results-dir", str(results), "--device", device.type,
-                   "--precision", precision]
-            cmd += ["--runs-per-gpu", "4"] if device.type == "cuda" else ["--workers", "2"]
-            subprocess.Popen(cmd, cwd=ROOT)  # both sweeps at once: 4 runs on the one GPU
-        while len(list(results.glob("runs/*/summary.json"))) < len(METHODS):
-            time.sleep(5)
-            if time.perf_counter() - t0 > 3600:
-                raise SystemExit("the runs did not finish within an hour")
-        wall = time.perf_counter() - t0
-
-        print(f"\n## (c) results: all 4 runs done in {wall:.0f} s wall time")
-        print("| method | sparsity | test accuracy | run time (s) |\n|---|---|---|---|")
-        for path in sorted(results.glob("runs/*/summary.json")):
-            s = json.loads(path.read_text())
-            acc = s["test_accuracy"]
-            print(f"| {'dense' if s['config']['sparsity'] == 0 else s['config']['method']} | "
-                  f"{s['config']['sparsity']:.2f} | "
-                  f"{'n/a' if acc is None else f'{100 * acc:.2f} %'} | {s['seconds']:.0f} |")
-    return 0
+        return sweeps(args, device, precision, Path(work), started)
 
 
 if __name__ == "__main__":

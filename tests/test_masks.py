@@ -55,3 +55,28 @@ def test_pruned_weights_stay_exactly_zero_through_sgd_with_momentum_and_weight_d
             if name in masks:
                 assert (p[~masks[name]] == 0).all()
     assert not torch.equal(model[0].weight[masks["0.weight"]], kept_before)  # kept ones trained
+
+
+def test_masks_reach_a_channels_last_network_in_one_multi_tensor_op():
+    """On a GPU every op is a kernel launch: the per-step mask costs one, whatever the depth,
+    with masks laid out as their (channels-last) weights so the multi-tensor kernel applies."""
+    from pai_bench.masks import PreparedMasks
+    from pai_bench.models import create_model, prunable_names
+
+    model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=0)
+    model.to(memory_format=torch.channels_last)
+    g = torch.Generator().manual_seed(0)
+    params = dict(model.named_parameters())
+    masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
+                   for n in prunable_names(model)})
+    before = {n: params[n].detach().clone() for n in masks}
+    prepared = PreparedMasks(model, masks)
+    assert len(masks) > 20
+    assert all(k.stride() == params[n].stride() for n, k in zip(masks, prepared.keeps))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        apply_(model, prepared)
+    # what apply_ dispatches (on a CPU the multi-tensor op then loops over the layers inside)
+    ops = [e.name for e in prof.events() if e.name.startswith("aten::") and e.cpu_parent is None]
+    assert ops == ["aten::_foreach_mul_"], ops
+    for n in masks:  # exactly the pruned weights are zero, the kept ones unchanged
+        assert torch.equal(params[n].detach(), before[n] * masks[n])
