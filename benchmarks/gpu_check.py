@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -41,7 +40,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pai_bench import paths  # noqa: E402
 from pai_bench.data import load_split  # noqa: E402
+from pai_bench.io import read_json  # noqa: E402
 from pai_bench.masks import Masks, PreparedMasks, apply_  # noqa: E402
 from pai_bench.models import create_model, prunable_names  # noqa: E402
 from pai_bench.recipes import CIFAR  # noqa: E402
@@ -134,23 +135,22 @@ def data_root(path: Path, work: Path) -> Path:
 def run_state(run: Path) -> dict:
     """What a run folder says of its run: its summary once finished, and how far it trained."""
     rows = []
-    if (run / "metrics.csv").exists():
-        with open(run / "metrics.csv", newline="") as f:
+    if (run / paths.METRICS).exists():
+        with open(run / paths.METRICS, newline="") as f:
             rows = list(csv.DictReader(f))
     last = rows[-1] if rows else {}
     state = {"epoch": float(last["epoch"]) if last else 0.0,
              "seconds": float(last.get("seconds") or 0),
              "train_accuracy": float(last["train_accuracy"]) if last else None}
-    if (run / "summary.json").exists():
-        s = json.loads((run / "summary.json").read_text())
+    if (run / paths.SUMMARY).exists():
+        s = read_json(run / paths.SUMMARY)
         return state | {"method": s["config"]["method"], "sparsity": s["config"]["sparsity"],
                         "status": s["status"], "accuracy": s["test_accuracy"],
                         "seconds": s["seconds"]}
-    config = json.loads((run / "config.json").read_text())["config"] \
-        if (run / "config.json").exists() else {}
+    config = read_json(run / paths.CONFIG)["config"] if (run / paths.CONFIG).exists() else {}
     return state | {"method": config.get("method", run.name.rsplit("-", 1)[0]),
                     "sparsity": config.get("sparsity"), "accuracy": None,
-                    "status": "failed" if (run / "error.txt").exists() else "training"}
+                    "status": "failed" if (run / paths.ERROR).exists() else "training"}
 
 
 def table(results: Path) -> str:
@@ -219,7 +219,7 @@ def sweeps(args, device: torch.device, precision: str, work: Path, started: floa
     try:
         while True:
             time.sleep(1 if args.smoke else 5)
-            errors = sorted(results.glob("runs/*/error.txt"))
+            errors = sorted(results.glob(f"runs/*/{paths.ERROR}"))
             if errors:  # a run failed: its sweep would only say so when its other runs end
                 print(f"\na run failed ({errors[0].parent.name}); the end of its error:\n"
                       + "\n".join(errors[0].read_text().splitlines()[-30:]), flush=True)
@@ -246,7 +246,7 @@ def sweeps(args, device: torch.device, precision: str, work: Path, started: floa
     finally:
         stop(procs)
     wall = time.perf_counter() - t0
-    done = len(list(results.glob("runs/*/summary.json")))
+    done = len(paths.summaries(results))
     if done < len(METHODS):
         print(f"\nthe sweeps ended with {done} of {len(METHODS)} runs stored")
         return 1
