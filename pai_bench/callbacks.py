@@ -15,8 +15,11 @@ from pai_bench.train import Callback, Loop
 class Progress(Callback):
     """A tqdm bar over optimizer steps: rate, ETA, current loss and learning rate."""
 
+    SHOW_LOSS_EVERY = 2.0  # seconds: reading the loss makes the host wait for a GPU
+
     def __init__(self, desc: str = "train", enabled: bool = True):
         self.desc, self.enabled, self.bar = desc, enabled, None
+        self.shown = 0.0
 
     def on_start(self, loop: Loop) -> None:
         self.bar = tqdm(total=loop.end_step, initial=loop.step, desc=self.desc, unit="step",
@@ -24,7 +27,8 @@ class Progress(Callback):
 
     def on_step_end(self, loop: Loop, loss) -> None:
         self.bar.update(1)
-        if self.enabled and loop.step % 10 == 0:  # reading the loss waits for the device
+        if self.enabled and time.monotonic() - self.shown >= self.SHOW_LOSS_EVERY:
+            self.shown = time.monotonic()
             self.bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{loop.lr:.3g}", refresh=False)
 
     def on_end(self, loop: Loop) -> None:

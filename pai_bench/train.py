@@ -178,12 +178,12 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 500,
     model.to(device).eval()
     if hasattr(data, "to"):
         data = data.to(device)
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, correct, seen = 0.0, 0, 0  # sums on the device, read once at the end
     for x, y in data.batches(batch_size):
         x, y = x.to(device), y.to(device)
         with autocast(device, precision):
             logits = model(x).float()
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += int((logits.argmax(1) == y).sum())
+        total_loss = total_loss + F.cross_entropy(logits, y, reduction="sum").double()
+        correct = correct + (logits.argmax(1) == y).sum()
         seen += len(y)
-    return {"accuracy": correct / seen, "loss": total_loss / seen, "examples": seen}
+    return {"accuracy": int(correct) / seen, "loss": float(total_loss) / seen, "examples": seen}

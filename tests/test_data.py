@@ -286,7 +286,7 @@ def test_tinyimagenet_original_layout(tmp_path):
     assert train.labels.tolist() == [0, 0, 1, 1, 2, 2] and test.labels.tolist() == [2, 1, 0]
     first = np.array(Image.open(tmp_path / "tiny-imagenet-200/val/images/0000.JPEG"))
     assert torch.equal(test.images[0].permute(1, 2, 0), torch.from_numpy(first))
-    assert train.augment.keywords == {"pad": 8}
+    assert train.augment.pad == 8
     with pytest.raises(DataNotFoundError, match="has 3 classes .* but tinyimagenet has 200"):
         load_split("tinyimagenet", tmp_path, "train", cache_dir=tmp_path / "cache")
 
@@ -342,3 +342,48 @@ def test_batches_equal_an_independent_per_image_computation():
                 crop = crop.flip(-1)
             expected = (crop.float() / 255 - mean) / std
             assert torch.allclose(x[k], expected, atol=1e-6) and y[k] == labels[i]
+
+
+def test_a_device_split_gets_each_batch_in_one_copy_and_the_same_batches():
+    """On a GPU every copy from the host that is not from pinned memory makes the host wait for
+    the GPU. A split on another device (``meta`` stands in for a GPU here) receives each batch's
+    indices and augmentation draws in ONE host-to-device copy (pinned, non-blocking on CUDA),
+    normalization constants once, and cuts the same batches as on the CPU for a seed."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from pai_bench.data.memory import MemorySplit, crop_flip
+
+    class HostCopies(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func in (torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default):
+                src = args[1] if func is torch.ops.aten.copy_.default else args[0]
+                if src.device.type == "cpu" and out.device.type == "meta":
+                    self.count += 1
+            return out
+
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (40, 3, 6, 5), generator=g, dtype=torch.uint8)
+    split = MemorySplit(images, torch.arange(40) % 3, num_classes=3, mean=(0.5, 0.4, 0.3),
+                        std=(0.2, 0.25, 0.3), augment=crop_flip(2))
+    on_meta = split.to("meta")
+    assert on_meta.images.device.type == "meta" and split.to("meta") is on_meta
+    next(on_meta.batches(8, generator=torch.Generator().manual_seed(0), augment=True))  # warm
+    stats = on_meta._stats  # mean and std, made on the device once
+    assert stats is not None and stats[0].device.type == "meta"
+    for augment in (True, False):
+        with HostCopies() as copies:
+            got = list(on_meta.batches(8, generator=torch.Generator().manual_seed(5),
+                                       augment=augment))
+        assert len(got) == 5 and copies.count == 5, copies.count
+        assert all(x.device.type == "meta" and x.shape == (8, 3, 6, 5) for x, _ in got)
+    assert on_meta._stats is stats
+    # the draws and their order are the CPU path's: the generators end in the same state
+    cpu_g, meta_g = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    list(split.batches(8, generator=cpu_g, augment=True, drop_last=True))
+    list(on_meta.batches(8, generator=meta_g, augment=True, drop_last=True))
+    assert torch.equal(cpu_g.get_state(), meta_g.get_state())

@@ -7,12 +7,12 @@ never a per-image Python loop, so it costs ~1 ms per CIFAR batch of 128.
 ``split.to(device)`` keeps the images on the training device (a GPU holds CIFAR-10 in 150 MB):
 batches are then cut, cropped, flipped and normalized there, and only the random draws (the
 epoch's permutation, crop offsets and flips: a few integers per image) come from the CPU
-generator, so a seed gives the very same batches on every device.
+generator, so a seed gives the very same batches on every device. A batch's indices and draws
+reach the GPU in one non-blocking copy from pinned memory: the host never waits for the GPU.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -45,24 +45,58 @@ def crop_flip_at(padded: Tensor, top: Tensor, left: Tensor, flip: Tensor,
                   rows[:, None, :, None], cols[:, None, None, :]]
 
 
-def random_crop_flip(images: Tensor, generator: torch.Generator, *, pad: int) -> Tensor:
-    """Random crop with ``pad`` pixels of zero padding, then a random horizontal flip.
+class CropFlip:
+    """Random crop with ``pad`` pixels of zero padding, then a random horizontal flip: the
+    standard CIFAR (pad 4) / TinyImageNet (pad 8) training augmentation. Picklable.
 
     Zero is padded in the stored pixel space (black for uint8), as torchvision's
-    ``RandomCrop(padding=pad)`` does before ``Normalize``. Draw order, all from ``generator``:
-    top offsets, left offsets, flips.
+    ``RandomCrop(padding=pad)`` does before ``Normalize``. In two halves, so that a split on a
+    GPU draws on the CPU and ships the draws with the batch's indices in one copy:
+    ``draw(n, generator)`` takes, in this order, the top offsets, the left offsets and the flips
+    (a (3, n) int64 tensor); ``apply(raw, draws)`` crops and flips on the images' device.
     """
-    n, _, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad))
-    top = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    left = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    flip = torch.randint(0, 2, (n,), generator=generator).bool()
-    return crop_flip_at(padded, top, left, flip, (h, w))
+
+    def __init__(self, pad: int):
+        self.pad = pad
+
+    def draw(self, n: int, generator: torch.Generator) -> Tensor:
+        span = 2 * self.pad + 1
+        top = torch.randint(0, span, (n,), generator=generator)
+        left = torch.randint(0, span, (n,), generator=generator)
+        flip = torch.randint(0, 2, (n,), generator=generator)
+        return torch.stack([top, left, flip])
+
+    def apply(self, images: Tensor, draws: Tensor) -> Tensor:
+        p = self.pad
+        padded = F.pad(images, (p, p, p, p))
+        return crop_flip_at(padded, draws[0], draws[1], draws[2].bool(), images.shape[-2:])
+
+    def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        return self.apply(images, self.draw(len(images), generator))
+
+    def __repr__(self) -> str:
+        return f"CropFlip(pad={self.pad})"
 
 
-def crop_flip(pad: int) -> Augment:
-    """The standard CIFAR (pad 4) / TinyImageNet (pad 8) training augmentation; picklable."""
-    return partial(random_crop_flip, pad=pad)
+def random_crop_flip(images: Tensor, generator: torch.Generator, *, pad: int) -> Tensor:
+    """``CropFlip(pad)`` applied to ``images`` with draws from ``generator``."""
+    return CropFlip(pad)(images, generator)
+
+
+def crop_flip(pad: int) -> CropFlip:
+    """The standard CIFAR (pad 4) / TinyImageNet (pad 8) training augmentation."""
+    return CropFlip(pad)
+
+
+def to_device(idx: Tensor, draws: Tensor | None, device: torch.device
+              ) -> tuple[Tensor, Tensor | None]:
+    """A batch's indices (and augmentation draws) on ``device`` in ONE copy: from pinned memory
+    without blocking the host on CUDA, so that cutting a batch never waits for the GPU."""
+    packed = idx[None] if draws is None else torch.cat([idx[None], draws])
+    if device.type == "cuda":
+        packed = packed.pin_memory()
+    packed = packed.to(device, non_blocking=True)
+    return packed[0], (None if draws is None else packed[1:])
 
 
 class MemorySplit(Split):
@@ -84,6 +118,7 @@ class MemorySplit(Split):
         self.augment = augment
         self.classes = tuple(classes)
         self._copies: dict[torch.device, "MemorySplit"] = {}  # to(device), made once each
+        self._stats: tuple[Tensor, Tensor] | None = None  # mean, std on the images' device
 
     def subset(self, indices: Tensor) -> "MemorySplit":
         return MemorySplit(self.images[indices], self.labels[indices], num_classes=self.num_classes,
@@ -111,8 +146,11 @@ class MemorySplit(Split):
         x = raw.to(torch.float32)
         if raw.dtype == torch.uint8:
             x = x.div_(255)
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+        if self._stats is None or self._stats[0].device != x.device:
+            # made once, not per batch: a tensor built on a GPU is a copy the host waits for
+            self._stats = tuple(torch.tensor(v, dtype=torch.float32, device=x.device)
+                                .view(1, -1, 1, 1) for v in (self.mean, self.std))
+        mean, std = self._stats
         return x.sub_(mean).div_(std)
 
     def get(self, indices: Tensor) -> tuple[Tensor, Tensor]:
@@ -124,14 +162,20 @@ class MemorySplit(Split):
         check_batch_args(batch_size, generator, augment)
         if augment and self.augment is None:
             raise ConfigError("this split has no training augmentation; use augment=False")
-        n = len(self)
+        n, device = len(self), self.images.device
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        two_halves = augment and hasattr(self.augment, "draw")  # CropFlip: draw, then apply
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             if drop_last and len(idx) < batch_size:
                 return
-            idx = idx.to(self.images.device)  # the draws are the CPU generator's, always
+            # the draws are the CPU generator's, always, in the same order on every device
+            draws = self.augment.draw(len(idx), generator) if two_halves else None
+            if device.type != "cpu":
+                idx, draws = to_device(idx, draws, device)
             raw = self.images[idx]
-            if augment:
+            if two_halves:
+                raw = self.augment.apply(raw, draws)
+            elif augment:
                 raw = self.augment(raw, generator)
             yield self.normalize(raw), self.labels[idx]
