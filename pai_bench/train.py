@@ -150,7 +150,7 @@ def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def _step(loop: Loop, x, y, prepared, device, precision, forward=None) -> None:
     model, opt = loop.model, loop.optimizer
-    forward = forward or model
+    forward = model if forward is None else forward
     for group in opt.param_groups:
         group["lr"] = loop.lr
     model.train()

@@ -93,3 +93,17 @@ def test_list_names_every_registry(capsys):
     for name in ("magnitude", "random", "cifar_vgg_16", "imagenet_resnet_50", "mlp", "cifar10",
                  "synthetic"):
         assert f"  {name} " in out
+
+
+def test_compile_trains_through_torch_compile_and_is_recorded(tmp_path, capsys):
+    """``--compile`` is a training setting: recorded in config.json, part of the run's hash
+    (a compiled run is stored beside, not over, the eager one), and the run trains and scores."""
+    argv = ["run", "--method", "random", "--sparsity", "0.5", *TINY]
+    assert main([*argv, "--compile", "--results-dir", str(tmp_path)]) == 0
+    assert "test accuracy:" in capsys.readouterr().out
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    recorded = {json.loads(p.read_text())["config"]["compile"]: p.parent
+                for p in tmp_path.glob("runs/*/config.json")}
+    assert set(recorded) == {True, False} and recorded[True] != recorded[False]
+    summary = json.loads((recorded[True] / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["test_accuracy"] is not None
