@@ -142,9 +142,11 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
 
 
 def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A batch on ``device``: channels-last there on CUDA, copied without blocking the host."""
+    """A batch on ``device``: channels-last there on CUDA (images; other inputs keep their
+    layout), copied without blocking the host."""
     if device.type == "cuda":
-        return x.to(device, non_blocking=True, memory_format=torch.channels_last)
+        layout = torch.channels_last if x.dim() == 4 else torch.preserve_format
+        return x.to(device, non_blocking=True, memory_format=layout)
     return x.to(device)
 
 
