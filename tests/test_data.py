@@ -387,3 +387,25 @@ def test_a_device_split_gets_each_batch_in_one_copy_and_the_same_batches():
     list(split.batches(8, generator=cpu_g, augment=True, drop_last=True))
     list(on_meta.batches(8, generator=meta_g, augment=True, drop_last=True))
     assert torch.equal(cpu_g.get_state(), meta_g.get_state())
+
+
+def test_imagenet_batches_do_not_depend_on_the_worker_processes(tmp_path):
+    """Streaming batches decoded by 2 persistent worker processes equal those decoded in this
+    process, epoch after epoch, with one DataLoader (and one set of workers) for every epoch:
+    each example's augmentation is a function of the epoch generator alone."""
+    for i, wnid in enumerate(["n01", "n02", "n03"]):
+        write_images(tmp_path / "train" / wnid, 3, (40, 36), seed=i)
+    inline = load_imagenet(tmp_path, "train", num_classes=3, num_workers=0, image_size=32,
+                           resize=36)
+    workers = load_imagenet(tmp_path, "train", num_classes=3, num_workers=2, image_size=32,
+                            resize=36)
+    for epoch in range(2):
+        a, b = (list(s.batches(4, generator=torch.Generator().manual_seed(epoch), augment=True,
+                               drop_last=True)) for s in (inline, workers))
+        assert [len(y) for _, y in b] == [4, 4]
+        assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+        if epoch == 0:
+            loader = workers._loaders[(4, True)][0]
+            first = a
+    assert workers._loaders[(4, True)][0] is loader and len(workers._loaders) == 1
+    assert not torch.equal(first[0][0], a[0][0])  # a new epoch, new crops
