@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import os
 import signal
 import subprocess
@@ -46,7 +47,7 @@ from pai_bench.io import read_json  # noqa: E402
 from pai_bench.masks import Masks, PreparedMasks, apply_  # noqa: E402
 from pai_bench.models import create_model, prunable_names  # noqa: E402
 from pai_bench.recipes import CIFAR  # noqa: E402
-from pai_bench.train import autocast, make_optimizer  # noqa: E402
+from pai_bench.train import autocast, batch_to, make_optimizer  # noqa: E402
 
 METHODS = (("random", 0.0), ("synflow", 0.9), ("snip", 0.9), ("random", 0.9))
 
@@ -94,18 +95,20 @@ def data_path_throughput(split, device: torch.device, precision: str, resident: 
     and copied per step (the path before this change), or resident on the device (now)."""
     model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32),
                          seed=0).to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, CIFAR)
     data = split.to(device) if resident else split
+    stream = itertools.chain.from_iterable(  # epoch after epoch: a small split has few batches
+        data.batches(128, generator=torch.Generator().manual_seed(epoch), augment=True,
+                     drop_last=True) for epoch in itertools.count())
     seen, t0 = 0, None
-    for i, (x, y) in enumerate(data.batches(128, generator=torch.Generator().manual_seed(0),
-                                            augment=True, drop_last=True)):
+    for i, (x, y) in enumerate(itertools.islice(stream, batches + 3)):
         if i == 3:  # after warm-up
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0, seen = time.perf_counter(), 0
-        if i == batches + 3:
-            break
-        x, y = x.to(device), y.to(device)
+        x, y = batch_to(x, device), y.to(device, non_blocking=True)  # as the training loop
         with autocast(device, precision):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
@@ -125,7 +128,10 @@ def data_root(path: Path, work: Path) -> Path:
         raise SystemExit(f"--data {path}: no such file or folder (make it with: tar -czf "
                          f"data/cifar10-jpeg.tar.gz -C ../shared/data cifar10-jpeg)")
     with tarfile.open(path) as tar:
-        tar.extractall(work)
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.12 (and patch releases before)
+            tar.extractall(work, filter="data")
+        else:
+            tar.extractall(work)
     found = [p.parent for p in work.rglob("train") if p.is_dir()]
     if not found:
         raise SystemExit(f"no train/ folder in {path}")

@@ -122,7 +122,7 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
         for i, (x, y) in enumerate(batches):
             if i < skip:
                 continue
-            _step(loop, _to(x, device), y.to(device, non_blocking=True), prepared, device,
+            _step(loop, batch_to(x, device), y.to(device, non_blocking=True), prepared, device,
                   precision, forward)
             for cb in callbacks:
                 cb.on_step_end(loop, loop.extra["last_loss"])
@@ -141,7 +141,7 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
     return loop
 
 
-def _to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+def batch_to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A batch on ``device``: channels-last there on CUDA (images; other inputs keep their
     layout), copied without blocking the host."""
     if device.type == "cuda":
