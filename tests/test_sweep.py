@@ -130,6 +130,59 @@ def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
     assert all(r["status"] == "failed" and "nosuchdevice" in r["error"] for r in results)
 
 
+BARRIER_METHOD = """
+import os, time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from pai_bench.methods import Scorer
+
+
+@dataclass
+class Barrier(Scorer):
+    \"\"\"Scores at random, once every run of the sweep has started scoring: runs one after
+    another never get past it.\"\"\"
+
+    name = "barrier"
+
+    def score(self, ctx):
+        folder = Path(os.environ["BARRIER_DIR"])
+        (folder / str(os.getpid())).touch()
+        deadline = time.monotonic() + 60
+        while len(list(folder.iterdir())) < int(os.environ["BARRIER_RUNS"]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the other runs never started: not run at once")
+            time.sleep(0.05)
+        return {n: torch.rand(m.shape) for n, m in ctx.masks.items()}
+"""
+
+
+def test_runs_per_gpu_runs_n_runs_at_once(tmp_path, monkeypatch):
+    """N runs per GPU are N runs at once: each run's scorer waits until all have started (a
+    barrier that runs one after another never pass), each in its own worker process. The
+    faked GPU slots name the CPU, the only device here."""
+    from pai_bench.config import RunConfig
+    from pai_bench.executors import Job, LocalExecutor
+    (tmp_path / "barrier_method.py").write_text(BARRIER_METHOD)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers start with this sys.path
+    barrier = tmp_path / "arrived"
+    barrier.mkdir()
+    monkeypatch.setenv("BARRIER_DIR", str(barrier))
+    monkeypatch.setenv("BARRIER_RUNS", "3")
+    executor = LocalExecutor(runs_per_gpu=3, device_count=1)
+    executor.slots = ["cpu"] * 3
+    configs = [RunConfig(method="barrier", seed=s, model="mlp", dataset="synthetic", epochs=1,
+                         batch_size=32, subset=128, test_subset=50, sparsity=0.5)
+               for s in (0, 1, 2)]
+    results = []
+    executor.run(configs, Job(None, str(tmp_path / "r"), "cuda", 1, ("barrier_method",)),
+                 lambda c, r, t0: results.append(r))
+    assert [r["status"] for r in results] == ["finished"] * 3, [r.get("error") for r in results]
+    assert len(list(barrier.iterdir())) == 3  # three worker processes
+
+
 def level_runs(results: Path) -> dict[float, Path]:
     """The run folders of an imp chain, by sparsity."""
     found = {}
