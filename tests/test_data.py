@@ -17,7 +17,7 @@ import pai_bench.data.folders as folders
 from pai_bench.data import (DATASETS, MemorySplit, balanced_indices, default_cache_dir,
                             load_split, resolve_data_root)
 from pai_bench.data.imagenet import load_imagenet
-from pai_bench.data.memory import crop_flip_at, random_crop_flip
+from pai_bench.data.memory import CropFlip, crop_flip_at
 from pai_bench.data.sets import load_tinyimagenet
 from pai_bench.errors import ConfigError, DataNotFoundError
 
@@ -148,9 +148,9 @@ def test_crop_flip_at_matches_pad_and_slice():
     assert out[1, :, :, 4:].eq(0).all() and out[1, :, 5:, :].eq(0).all()
 
 
-def test_random_crop_flip_draws_valid_and_varied_crops():
+def test_crop_flip_draws_valid_and_varied_crops():
     images = torch.randint(1, 256, (64, 3, 8, 8), dtype=torch.uint8)
-    out = random_crop_flip(images, torch.Generator().manual_seed(0), pad=2)
+    out = CropFlip(2)(images, torch.Generator().manual_seed(0))
     padded = F.pad(images, (2, 2, 2, 2))
     seen = set()
     for i in range(64):
@@ -318,12 +318,12 @@ def test_imagenet_streams_seeded_batches(tmp_path):
 def test_batches_equal_an_independent_per_image_computation():
     """The vectorized, device-agnostic batch path (indices moved to the images' device, draws
     from the CPU generator) against a per-image loop with the same draws."""
-    from pai_bench.data.memory import MemorySplit, crop_flip
+    from pai_bench.data.memory import MemorySplit
     g = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (10, 3, 6, 5), generator=g, dtype=torch.uint8)
     labels = torch.arange(10) % 3
     split = MemorySplit(images, labels, num_classes=3, mean=(0.5, 0.4, 0.3),
-                        std=(0.2, 0.25, 0.3), augment=crop_flip(2))
+                        std=(0.2, 0.25, 0.3), augment=CropFlip(2))
     assert split.to("cpu") is split and split.device.type == "cpu"
     got = list(split.batches(4, generator=torch.Generator().manual_seed(11), augment=True))
     ref = torch.Generator().manual_seed(11)
@@ -351,7 +351,7 @@ def test_a_device_split_gets_each_batch_in_one_copy_and_the_same_batches():
     normalization constants once, and cuts the same batches as on the CPU for a seed."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from pai_bench.data.memory import MemorySplit, crop_flip
+    from pai_bench.data.memory import MemorySplit
 
     class HostCopies(TorchDispatchMode):
         def __init__(self):
@@ -369,7 +369,7 @@ def test_a_device_split_gets_each_batch_in_one_copy_and_the_same_batches():
     g = torch.Generator().manual_seed(3)
     images = torch.randint(0, 256, (40, 3, 6, 5), generator=g, dtype=torch.uint8)
     split = MemorySplit(images, torch.arange(40) % 3, num_classes=3, mean=(0.5, 0.4, 0.3),
-                        std=(0.2, 0.25, 0.3), augment=crop_flip(2))
+                        std=(0.2, 0.25, 0.3), augment=CropFlip(2))
     on_meta = split.to("meta")
     assert on_meta.images.device.type == "meta" and split.to("meta") is on_meta
     next(on_meta.batches(8, generator=torch.Generator().manual_seed(0), augment=True))  # warm

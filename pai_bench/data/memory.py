@@ -22,7 +22,9 @@ from torch import Tensor
 from pai_bench.data.base import Split, check_batch_args
 from pai_bench.errors import ConfigError
 
-Augment = Callable[[Tensor, torch.Generator], Tensor]  # (raw batch, generator) -> raw batch
+# (raw batch, generator) -> raw batch. One with ``draw(n, generator)`` and ``apply(raw, draws)``
+# (as CropFlip) has its draws shipped to a GPU with the batch's indices, in one copy.
+Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def crop_flip_at(padded: Tensor, top: Tensor, left: Tensor, flip: Tensor,
@@ -76,16 +78,6 @@ class CropFlip:
 
     def __repr__(self) -> str:
         return f"CropFlip(pad={self.pad})"
-
-
-def random_crop_flip(images: Tensor, generator: torch.Generator, *, pad: int) -> Tensor:
-    """``CropFlip(pad)`` applied to ``images`` with draws from ``generator``."""
-    return CropFlip(pad)(images, generator)
-
-
-def crop_flip(pad: int) -> CropFlip:
-    """The standard CIFAR (pad 4) / TinyImageNet (pad 8) training augmentation."""
-    return CropFlip(pad)
 
 
 def to_device(idx: Tensor, draws: Tensor | None, device: torch.device

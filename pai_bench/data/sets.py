@@ -20,7 +20,7 @@ from pai_bench.data.base import DATASETS, DatasetSpec
 from pai_bench.data.folders import (FileList, annotated_folder, cache_path, class_folders,
                                     read_images)
 from pai_bench.data.imagenet import IMAGENET_STATS
-from pai_bench.data.memory import MemorySplit, crop_flip
+from pai_bench.data.memory import CropFlip, MemorySplit
 from pai_bench.errors import DataNotFoundError
 
 # Per-channel (mean, std) of the training images, in [0, 1] pixel units.
@@ -89,7 +89,7 @@ def load_cifar(root: Path, split: str, cache_dir: Path | None, *, name: str, tv_
     else:
         images, labels, classes = _torchvision_cifar(searched[0], split, name, tv_class, searched)
     return MemorySplit(images, labels, num_classes=num_classes, mean=stats[0], std=stats[1],
-                       augment=crop_flip(CIFAR_PAD), classes=classes)
+                       augment=CropFlip(CIFAR_PAD), classes=classes)
 
 
 def _tinyimagenet_files(root: Path, split: str) -> FileList:
@@ -119,7 +119,7 @@ def load_tinyimagenet(root: Path, split: str, cache_dir: Path | None, *,
     images, labels, classes = _from_folder("tinyimagenet", files, split, num_classes, 64, cache_dir)
     mean, std = TINYIMAGENET_STATS
     return MemorySplit(images, labels, num_classes=num_classes, mean=mean, std=std,
-                       augment=crop_flip(TINYIMAGENET_PAD), classes=classes)
+                       augment=CropFlip(TINYIMAGENET_PAD), classes=classes)
 
 
 def load_imagefolder(root: Path, split: str, cache_dir: Path | None) -> MemorySplit:
@@ -143,7 +143,7 @@ def load_imagefolder(root: Path, split: str, cache_dir: Path | None) -> MemorySp
     images, labels, classes = read_images(files, (height, width), cache)
     mean, std = IMAGENET_STATS
     return MemorySplit(images, labels, num_classes=len(classes), mean=mean, std=std,
-                       augment=crop_flip(max(1, min(height, width) // 8)), classes=classes)
+                       augment=CropFlip(max(1, min(height, width) // 8)), classes=classes)
 
 
 SYNTHETIC_SIZES = {"train": 1024, "test": 512}
@@ -165,7 +165,7 @@ def load_synthetic(root: Path | None, split: str, cache_dir: Path | None, *,
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=g)]
     images = patterns[labels] + SYNTHETIC_NOISE * torch.randn(n, c, h, w, generator=g)
     return MemorySplit(images, labels, num_classes=num_classes, mean=(0.0,) * c, std=(1.0,) * c,
-                       augment=crop_flip(CIFAR_PAD),
+                       augment=CropFlip(CIFAR_PAD),
                        classes=tuple(f"class{i}" for i in range(num_classes)))
 
 
