@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,80 +43,72 @@ sys.path.insert(0, str(ROOT))
 from pai_bench import paths  # noqa: E402
 from pai_bench.data import load_split  # noqa: E402
 from pai_bench.io import read_json  # noqa: E402
-from pai_bench.masks import Masks, PreparedMasks, apply_  # noqa: E402
+from pai_bench.masks import Masks, PreparedMasks  # noqa: E402
 from pai_bench.models import create_model, prunable_names  # noqa: E402
 from pai_bench.recipes import CIFAR  # noqa: E402
-from pai_bench.train import autocast, batch_to, make_optimizer  # noqa: E402
+from pai_bench.train import Loop, batch_to, make_optimizer, train_step  # noqa: E402
 
 METHODS = (("random", 0.0), ("synflow", 0.9), ("snip", 0.9), ("random", 0.9))
 
 
-def throughput(model_name: str, masked: bool, device: torch.device, precision: str,
-               batch: int, steps: int) -> float:
-    """Training images/s of one model, masked (90%) or dense, on random batches."""
+def training(model_name: str, device: torch.device, masked: bool) -> tuple[Loop, object]:
+    """A model on ``device`` laid out as the training loop lays it out, its optimizer in a
+    ``Loop``, and its masks at 90% (``masked``) or None."""
     model = create_model(model_name, num_classes=10, input_shape=(3, 32, 32), seed=0).to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    g = torch.Generator().manual_seed(0)
-    params = dict(model.named_parameters())
     prepared = None
     if masked:
-        masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
-                       for n in prunable_names(model)})
-        prepared = PreparedMasks(model, masks)
-    opt = make_optimizer(model, CIFAR)
-    x = torch.randn(batch, 3, 32, 32, generator=g).to(device)
-    y = torch.randint(0, 10, (batch,), generator=g).to(device)
+        g = torch.Generator().manual_seed(0)
+        params = dict(model.named_parameters())
+        prepared = PreparedMasks(model, Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
+                                               for n in prunable_names(model)}))
+    return Loop(model, make_optimizer(model, CIFAR), CIFAR, 391, 0, 10**9), prepared
 
-    def step():
-        with autocast(device, precision):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if prepared is not None:
-            apply_(model, prepared)
-    for _ in range(3):
-        step()
+
+def timed(device: torch.device, run) -> float:
+    """Seconds ``run()`` takes, with the GPU's queued work done before and after."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
+    run()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return batch * steps / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
+
+
+def throughput(model_name: str, masked: bool, device: torch.device, precision: str,
+               batch: int, steps: int) -> float:
+    """Training images/s of one model, masked (90%) or dense, on one random batch: the suite's
+    own training step, masks and all."""
+    loop, prepared = training(model_name, device, masked)
+    g = torch.Generator().manual_seed(1)
+    x = batch_to(torch.randn(batch, 3, 32, 32, generator=g), device)
+    y = torch.randint(0, 10, (batch,), generator=g).to(device)
+
+    def steps_of(n):
+        for _ in range(n):
+            train_step(loop, x, y, prepared, device, precision)
+    steps_of(3)  # warm-up
+    return batch * steps / timed(device, lambda: steps_of(steps))
 
 
 def data_path_throughput(split, device: torch.device, precision: str, resident: bool,
                          batches: int) -> float:
     """Training images/s of ResNet-20 fed from ``split``: batches cut and augmented on the CPU
     and copied per step (the path before this change), or resident on the device (now)."""
-    model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32),
-                         seed=0).to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, CIFAR)
+    loop, _ = training("cifar_resnet_20", device, masked=False)
     data = split.to(device) if resident else split
     stream = itertools.chain.from_iterable(  # epoch after epoch: a small split has few batches
         data.batches(128, generator=torch.Generator().manual_seed(epoch), augment=True,
                      drop_last=True) for epoch in itertools.count())
-    seen, t0 = 0, None
-    for i, (x, y) in enumerate(itertools.islice(stream, batches + 3)):
-        if i == 3:  # after warm-up
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0, seen = time.perf_counter(), 0
-        x, y = batch_to(x, device), y.to(device, non_blocking=True)  # as the training loop
-        with autocast(device, precision):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        seen += len(y)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return seen / (time.perf_counter() - t0)
+
+    def steps_of(n):
+        for x, y in itertools.islice(stream, n):
+            train_step(loop, batch_to(x, device), y.to(device, non_blocking=True), None, device,
+                       precision)
+    steps_of(3)  # warm-up
+    return 128 * batches / timed(device, lambda: steps_of(batches))
 
 
 def data_root(path: Path, work: Path) -> Path:

@@ -122,8 +122,8 @@ def train(model: nn.Module, data, recipe: Recipe, *, seed: int, masks: Masks | N
         for i, (x, y) in enumerate(batches):
             if i < skip:
                 continue
-            _step(loop, batch_to(x, device), y.to(device, non_blocking=True), prepared, device,
-                  precision, forward)
+            train_step(loop, batch_to(x, device), y.to(device, non_blocking=True), prepared,
+                       device, precision, forward)
             for cb in callbacks:
                 cb.on_step_end(loop, loop.extra["last_loss"])
             if loop.step % spe == 0:
@@ -150,7 +150,9 @@ def batch_to(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device)
 
 
-def _step(loop: Loop, x, y, prepared, device, precision, forward=None) -> None:
+def train_step(loop: Loop, x, y, prepared, device, precision, forward=None) -> None:
+    """One optimizer step on the batch (x, y) already on ``device``, the masks re-applied after
+    it; the loss and accuracy accumulate in ``loop`` on the device (nothing is read back)."""
     model, opt = loop.model, loop.optimizer
     forward = model if forward is None else forward
     for group in opt.param_groups:

@@ -110,7 +110,10 @@ class MemorySplit(Split):
         self.augment = augment
         self.classes = tuple(classes)
         self._copies: dict[torch.device, "MemorySplit"] = {}  # to(device), made once each
-        self._stats: tuple[Tensor, Tensor] | None = None  # mean, std on the images' device
+        # (1, C, 1, 1) on the images' device, made once: a tensor built on a GPU is a copy the
+        # host waits for, which normalize() must not make per batch
+        self._mean, self._std = (torch.tensor(v, dtype=torch.float32, device=images.device)
+                                 .view(1, -1, 1, 1) for v in (self.mean, self.std))
 
     def subset(self, indices: Tensor) -> "MemorySplit":
         return MemorySplit(self.images[indices], self.labels[indices], num_classes=self.num_classes,
@@ -138,12 +141,7 @@ class MemorySplit(Split):
         x = raw.to(torch.float32)
         if raw.dtype == torch.uint8:
             x = x.div_(255)
-        if self._stats is None or self._stats[0].device != x.device:
-            # made once, not per batch: a tensor built on a GPU is a copy the host waits for
-            self._stats = tuple(torch.tensor(v, dtype=torch.float32, device=x.device)
-                                .view(1, -1, 1, 1) for v in (self.mean, self.std))
-        mean, std = self._stats
-        return x.sub_(mean).div_(std)
+        return x.sub_(self._mean).div_(self._std)
 
     def get(self, indices: Tensor) -> tuple[Tensor, Tensor]:
         indices = indices.to(self.images.device)
