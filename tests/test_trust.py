@@ -354,13 +354,13 @@ def test_the_same_run_started_twice_at_once_trains_once(tmp_path):
 
 
 def test_a_non_finite_loss_between_the_periodic_checks_is_diverged(tmp_path, monkeypatch):
-    real = pai_bench.train._step
+    real = pai_bench.train.train_step
 
     def poisoned(loop, x, y, *args):
         if loop.step == 3:  # mid-epoch: the loop does not read the loss at this step
             x = x * float("nan")
         return real(loop, x, y, *args)
-    monkeypatch.setattr(pai_bench.train, "_step", poisoned)
+    monkeypatch.setattr(pai_bench.train, "train_step", poisoned)
     summary = execute(RunConfig(method="random", **TINY), tmp_path)
     assert summary["status"] == "diverged"
     assert "at step 10" in summary["error"]  # found at the first epoch boundary
