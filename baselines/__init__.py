@@ -66,8 +66,43 @@ class Baseline(Method):
     """
 
     after_training: ClassVar[bool] = True
+    family: ClassVar[str] = "baselines after training"
+    takes_prune_at: ClassVar[bool] = False
+    linestyle: ClassVar[str] = "--"
     start: ClassVar[str] = "trained"
     restart_schedule: ClassVar[bool] = True
+
+    def validate(self, config: RunConfig) -> None:
+        super().validate(config)
+        if config.prune_at:
+            raise ConfigError(f"--prune-at applies to methods at initialization; "
+                              f"{config.method!r} prunes after training")
+        self.levels(config)  # ConfigError on rounds a baseline does not take
+
+    def rounds(self, config: RunConfig) -> int:
+        """Prune-retrain levels from the dense network to this run."""
+        return self.levels(config)
+
+    def start_step(self, plan) -> int:
+        return 0 if self.restart_schedule else self.rewind_step(plan)
+
+    def rewind_step(self, plan) -> int:
+        c = plan.config
+        return c.rewind_iter if c.rewind_iter is not None else default_rewind_step(plan.total_steps)
+
+    def dense_steps(self, plan) -> int:
+        return plan.total_steps  # the whole dense training, counted in its cost
+
+    def needs_dense(self, config: RunConfig) -> bool:
+        return True
+
+    def start_state(self, stage) -> dict:
+        """"trained": the weights of the level above (learning-rate rewinding, Renda et al.
+        2020: each cycle retrains the weights the last one trained), the first level the dense
+        network's; else the network at ``start_step`` (the rewind step, or the initialization)."""
+        if self.start == "trained":
+            return stage.trained_state()
+        return super().start_state(stage)
 
     def levels(self, config: RunConfig) -> int:
         """How many prune-retrain levels lead from the dense network to ``config``: its
@@ -83,11 +118,12 @@ class Baseline(Method):
         return dataclasses.replace(config, sparsity=level_sparsity(config.density ** ((k - 1) / k)),
                                    rounds=k - 1 if k > 2 else None, check="none")
 
-    def masks(self, p, trained, survivors: Masks | None, device) -> Masks:
-        """Global magnitude of ``trained``'s weights among ``survivors`` (None: every weight),
-        at the density of ``p`` (a ``pai_bench.plan.Plan``); with the inversion check, the
-        smallest are kept instead."""
-        return p.score_masks(Magnitude(), trained, p.config.density, 1, device, survivors)
+    def masks(self, stage) -> Masks:
+        """Global magnitude of the trained weights of the level above among its survivors
+        (the first level: every weight of the dense network), at the run's density; with the
+        inversion check, the smallest are kept instead."""
+        trained, survivors = stage.previous_level()
+        return stage.score(Magnitude(), trained, stage.plan.config.density, 1, survivors)
 
 
 def level_sparsity(density: float) -> float:
@@ -112,6 +148,7 @@ class LTR(Baseline):
     name = "ltr"
     color, marker = "tab:orange", "X"
     start = "rewind"
+    rewinds = True
     restart_schedule = False
 
 

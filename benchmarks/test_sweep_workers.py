@@ -17,6 +17,8 @@ import pytest
 
 from pai_bench.config import RunConfig
 from pai_bench.data import load_split
+from pai_bench.executors import ExecutorOptions
+from pai_bench.options import RunOptions
 from pai_bench.sweeps import run_sweep
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
@@ -40,8 +42,9 @@ def decoded_once():
 def test_sweep_of_four_runs(benchmark, tmp_path, workers, threads):
     def sweep():
         out = tmp_path / f"round{next(_round)}"
-        results = run_sweep(CONFIGS, data_root=ROOT, results_dir=out, workers=workers,
-                            threads=threads, progress=False, say=lambda *_: None)
+        results = run_sweep(CONFIGS, RunOptions(data_root=ROOT, results_dir=out, threads=threads,
+                                                progress=False, log=None),
+                            ExecutorOptions(workers=workers))
         assert [r["status"] for r in results] == ["finished"] * len(CONFIGS)
 
     if (workers, threads) != (1, 1):

@@ -3,14 +3,17 @@ every sanity check (shuffle, reinit, invert on the given ranking) and every tabl
 
 The file maps parameter names to boolean (or 0/1) tensors, as ``torch.save`` writes it or as a
 ``.safetensors`` file (needs the ``safetensors`` package); the names and shapes must be those of
-the run's model (``python -m pai_bench run ... `` prints them in its layer report). The file's
-content hash is an option of the method, so the run's identity follows the masks, not the path.
+the run's model (``python -m pai_bench run ... `` prints them in its layer report). The file is
+read once, at the entry point (``read_mask_file``: the masks and the sha256 of the same bytes);
+the digest is the method's one option, so the run's identity follows the masks, not the path: a
+moved or copied file is the same run. The masks themselves ride on the method instance.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,26 +23,30 @@ from pai_bench.masks import Masks
 from pai_bench.methods.base import Scorer, ScoringContext
 
 
-def load_mask_file(path: str | Path) -> Masks:
-    """The masks in ``path`` (``torch.save`` or ``.safetensors``), or a ConfigError naming it."""
+def read_mask_file(path: str | Path) -> tuple[Masks, str]:
+    """The masks in ``path`` (``torch.save`` or ``.safetensors``) and the sha256 of the bytes
+    they were read from (16 hex digits), or a ConfigError naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"masks file {path} is a folder; give the file")
     if not path.is_file():
         raise ConfigError(f"masks file {path} not found")
     try:
+        data = path.read_bytes()
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file  # optional: only for .safetensors files
-            raw = load_file(str(path))
+            from safetensors.torch import load  # optional: only for .safetensors files
+            raw = load(data)
         else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        return Masks(raw)
+            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        masks = Masks(raw)
     except ImportError:
         raise ConfigError(f"{path} is a .safetensors file: pip install safetensors") from None
-    except (ConfigError, OSError, RuntimeError, ValueError, TypeError, AttributeError) as e:
-        raise ConfigError(f"cannot read masks file {path}: {e}") from None
-
-
-def file_digest(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except Exception as e:  # noqa: BLE001 - whatever the file holds, it is not masks
+        raise ConfigError(f"cannot read masks file {path}: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if masks.kept() == 0:
+        raise ConfigError(f"masks file {path} keeps no weight")
+    return masks, hashlib.sha256(data).hexdigest()[:16]
 
 
 def check_against(given: Masks, names_shapes: dict[str, tuple[int, ...]], path) -> None:
@@ -63,12 +70,18 @@ class GivenMasks(Scorer):
     name = "masks"
     needs_data = False
     color, marker = "tab:cyan", "p"
-    file: str = ""
-    sha256: str = ""  # of the file's content, so that the run's hash follows the masks
+    sha256: str = ""  # of the file's content: the run's identity follows the masks
+    # The masks themselves, from ``read_mask_file`` at the entry point (not an option).
+    given: Masks | None = field(default=None, compare=False, repr=False,
+                                metadata={"option": False})
+    source: str = field(default="", compare=False, metadata={"option": False})  # for messages
+
+    def check_plan(self, plan) -> None:
+        if self.given is not None:
+            check_against(self.given, plan.facts.prunable, self.source)
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
-        given = load_mask_file(self.file)
-        if self.sha256 and file_digest(self.file) != self.sha256:
-            raise ConfigError(f"masks file {self.file} changed since the run was configured")
-        check_against(given, {n: tuple(m.shape) for n, m in ctx.masks.items()}, self.file)
-        return {n: given[n].to(torch.float64) for n in ctx.masks}
+        if self.given is None:
+            raise ConfigError(f"the masks of sha256 {self.sha256} are not stored with this run; "
+                              f"run it again with --masks FILE")
+        return {n: self.given[n].to(torch.float64) for n in ctx.masks}

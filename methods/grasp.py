@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from pai_bench.methods.base import Scorer, ScoringContext
-from pai_bench.methods.helpers import (check_positive, cross_entropy, gradients, mean_over_chunks,
-                                      weights)
+from pai_bench.methods.helpers import (check_count, check_positive, cross_entropy, gradients,
+                                      mean_over_chunks, weights)
 from pai_bench.methods.snip import BATCH_SIZE, SAMPLES_PER_CLASS
 
 TEMPERATURE = 200.0  # logits / T before the cross-entropy (the default of Wang et al.'s code)
@@ -77,8 +77,9 @@ class GraSP(Scorer):
     batch_size: int = BATCH_SIZE
 
     def __post_init__(self):
-        check_positive(self.name, samples_per_class=self.samples_per_class,
-                       temperature=self.temperature, batch_size=self.batch_size)
+        check_count(self.name, samples_per_class=self.samples_per_class,
+                    batch_size=self.batch_size)
+        check_positive(self.name, temperature=self.temperature)  # inf: every score equal
 
     def score(self, ctx: ScoringContext) -> dict[str, Tensor]:
         return self.w_hg(ctx)  # -S: the largest -S is the smallest S, which GraSP keeps

@@ -10,6 +10,7 @@ depend on gets a zero gradient, hence a zero score, rather than an error.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -21,10 +22,27 @@ from pai_bench.models import prunable_names
 
 
 def check_positive(method: str, **options: float) -> None:
-    """ConfigError naming the first option of ``method`` that is not > 0."""
+    """ConfigError naming the first option of ``method`` that is not a finite number > 0.
+
+    ``not value > 0`` alone lets inf through: GraSP at temperature inf divides every logit to 0,
+    so every score is equal, layers collapse, and the run still "finishes" (issue 25, #11)."""
     for key, value in options.items():
-        if not value > 0:
-            raise ConfigError(f"option {key!r} of method {method!r} must be > 0, got {value}")
+        if not _is_number(value) or not math.isfinite(value) or not value > 0:
+            raise ConfigError(f"option {key!r} of method {method!r} must be a finite number "
+                              f"> 0, got {value!r}")
+
+
+def check_count(method: str, minimum: int = 1, **options: int) -> None:
+    """ConfigError naming the first option of ``method`` that is not an integer >= ``minimum``
+    (a count: examples, samples, steps; 2.5 examples per class, or inf steps, mean nothing)."""
+    for key, value in options.items():
+        if not (_is_number(value) and isinstance(value, int)) or value < minimum:
+            raise ConfigError(f"option {key!r} of method {method!r} must be an integer "
+                              f">= {minimum}, got {value!r}")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def weights(model: nn.Module, names: Sequence[str]) -> list[Tensor]:

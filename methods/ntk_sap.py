@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from pai_bench.methods.base import Scorer, ScoringContext
-from pai_bench.methods.helpers import check_positive, weights
+from pai_bench.methods.helpers import check_count, check_positive, weights
 from pai_bench.masks import apply_
 from pai_bench.models import initialize
 
@@ -62,8 +62,9 @@ class NTKSAP(Scorer):
     resample: bool = True
 
     def __post_init__(self):
-        check_positive("ntk_sap", epsilon=self.epsilon, samples=self.samples,
-                       inputs_per_class=self.inputs_per_class, batch_size=self.batch_size)
+        check_positive(self.name, epsilon=self.epsilon)
+        check_count(self.name, samples=self.samples, inputs_per_class=self.inputs_per_class,
+                    batch_size=self.batch_size)
 
     def score(self, ctx: ScoringContext) -> dict[str, Tensor]:
         names = list(ctx.masks)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from pai_bench.methods.base import Scorer, ScoringContext
-from pai_bench.methods.helpers import check_positive
+from pai_bench.methods.helpers import check_count
 from pai_bench.pruning import keep_count
 
 
@@ -47,7 +47,7 @@ class PHEW(Scorer):
     max_steps: int = 64
 
     def __post_init__(self):
-        check_positive("phew", max_steps=self.max_steps)
+        check_count(self.name, max_steps=self.max_steps)
 
     def score(self, ctx: ScoringContext) -> dict[str, Tensor]:
         names = list(ctx.masks)

@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from pai_bench.errors import ConfigError
 from pai_bench.methods.base import Scorer, ScoringContext
-from pai_bench.methods.helpers import check_positive
+from pai_bench.methods.helpers import check_count, check_positive
 from pai_bench.methods.snip import SAMPLES_PER_CLASS
 
 STEPS = 3  # inner SGD steps M (cli.py --inner-steps)
@@ -59,10 +58,9 @@ class ProsPr(Scorer):
     same_batch: bool = False
 
     def __post_init__(self):
-        check_positive(self.name, samples_per_class=self.samples_per_class, lr=self.lr)
-        if self.steps < 0:
-            raise ConfigError(f"option 'steps' of method {self.name!r} must be >= 0 "
-                              f"(0 is SNIP), got {self.steps}")
+        check_count(self.name, samples_per_class=self.samples_per_class)
+        check_count(self.name, minimum=0, steps=self.steps)  # 0 steps is SNIP
+        check_positive(self.name, lr=self.lr)
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         model, names = ctx.model.train(), list(ctx.masks)

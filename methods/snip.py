@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from pai_bench.methods.base import Scorer, ScoringContext
-from pai_bench.methods.helpers import check_positive, gradients
+from pai_bench.methods.helpers import check_count, gradients
 
 SAMPLES_PER_CLASS = 10  # "snip10" in Frankle et al.'s code: 10 training examples of every class
 BATCH_SIZE = 256  # examples per forward pass; larger samples are cut into chunks (memory)
@@ -35,8 +35,8 @@ class SNIP(Scorer):
     batch_size: int = BATCH_SIZE
 
     def __post_init__(self):
-        check_positive(self.name, samples_per_class=self.samples_per_class,
-                       batch_size=self.batch_size)
+        check_count(self.name, samples_per_class=self.samples_per_class,
+                    batch_size=self.batch_size)
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         x, y = ctx.examples(self.samples_per_class)

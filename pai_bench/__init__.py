@@ -14,7 +14,7 @@ if (_ROOT / "methods" / "__init__.py").is_file() and not (_Path(__file__).parent
     __path__.append(str(_ROOT))  # noqa: F821  (a package's __path__)
 
 from pai_bench.api import (Callback, RunConfig, export_run, load_runs, register_dataset,  # noqa
-                           register_method, register_model, run, sweep)
+                           register_method, register_model, reproduce, run, sweep)
 
-__all__ = ["run", "sweep", "load_runs", "RunConfig", "Callback", "register_model",
+__all__ = ["run", "sweep", "reproduce", "load_runs", "RunConfig", "Callback", "register_model",
            "register_dataset", "register_method", "export_run"]

@@ -13,69 +13,102 @@ Example (a notebook, a script)::
     runs = pai_bench.load_runs("results")          # one pandas row per stored run
 
 Settings are the fields of ``pai_bench.RunConfig`` (``python -m pai_bench run --help`` lists them
-with their help), with the command line's defaults (``precision="auto"``); results go to ``results_dir`` (default ``$PAI_BENCH_RESULTS``, else
-``./results``) exactly as from the command line, so ``table`` and ``plot`` read them too.
+with their help), with the command line's defaults (``precision="auto"``); options are the fields
+of ``pai_bench.options.RunOptions`` (and, for sweeps, ``pai_bench.executors.ExecutorOptions``);
+results go to ``results_dir`` (default ``$PAI_BENCH_RESULTS``, else ``./results``) exactly as
+from the command line, so ``table`` and ``plot`` read them too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pai_bench import paths, runner
-from pai_bench import sweeps
+from pai_bench import experiments, runner, sweeps
 from pai_bench.config import RunConfig, entry_defaults
-from pai_bench.data import resolve_data_root
-from pai_bench.device import resolve_device
 from pai_bench.data import DATASETS
+from pai_bench.errors import ConfigError
+from pai_bench.executors import ExecutorOptions
 from pai_bench.export import export_run
-from pai_bench.methods import METHODS
+from pai_bench.methods import METHODS, load_plugins
+from pai_bench.methods.given import GivenMasks, read_mask_file
 from pai_bench.models import register_model
+from pai_bench.options import RunOptions, from_kwargs, split_kwargs
+from pai_bench.plan import make_plan
+from pai_bench.precision import resolve
 from pai_bench.results import load_runs
 from pai_bench.train import Callback
 
 
-def run(config: RunConfig | None = None, *, results_dir: Path | str | None = None,
-        data_root: Path | str | None = None, device: str = "auto", progress: bool = False,
-        log=print, callbacks=(), eval_every: int = 1, loggers=(), **settings) -> dict:
-    """Run one configuration (``config``, or ``RunConfig(**settings)``) and return its summary;
-    a run already stored returns its stored summary. ``callbacks``: ``pai_bench.Callback``
-    objects added to the training loop; ``eval_every``: test-set evaluation every K epochs in
-    ``metrics.csv`` (0: only at the end)."""
-    config = config if config is not None else RunConfig(**{**entry_defaults(), **settings})
-    return runner.execute(config, data_root=resolve_data_root(data_root),
-                          results_dir=Path(results_dir or paths.default_results_dir()),
-                          device=resolve_device(device), progress=progress, log=log,
-                          callbacks=tuple(callbacks), eval_every=eval_every,
-                          loggers=tuple(loggers))
+def _options(entry: str, given: dict) -> RunOptions:
+    """The run options of an API entry point: the CLI's, but no progress bars unless asked."""
+    options = from_kwargs(RunOptions, entry, {"progress": False, **given}).resolved()
+    load_plugins(options.plugins)
+    return options
 
 
-def sweep(methods, *, results_dir: Path | str | None = None, data_root=None,
-          device: str = "auto", workers: int = 1, progress: bool = False, run: dict | None = None,
-          **axes) -> list[dict]:
+def run(config: RunConfig | None = None, *, masks: Path | str | None = None, callbacks=(),
+        **kwargs) -> dict:
+    """Run one configuration and return its summary; a run already stored returns its stored
+    summary. ``config``, or the ``RunConfig`` fields as keywords (``method="snip"``, ...);
+    every other keyword is a ``RunOptions`` field (``results_dir``, ``data_root``, ``device``,
+    ``threads``, ``eval_every``, ``loggers``, ``log``, ...). ``masks``: train the masks of this
+    file (as ``--masks``). ``callbacks``: ``pai_bench.Callback`` objects added to the training
+    loop."""
+    given, settings = split_kwargs(kwargs, RunOptions)
+    options = _options("run", given)
+    method = None
+    if masks is not None:
+        masks_read, digest = read_mask_file(masks)
+        method = GivenMasks(sha256=digest, given=masks_read, source=str(masks))
+        settings = {**settings, "method": "masks", "sparsity": masks_read.sparsity(),
+                    "method_args": (("sha256", digest),)}
+    if config is None:
+        config = RunConfig(**{**entry_defaults(), **settings})
+    elif settings:
+        raise ConfigError(f"give a config or its settings, not both: {sorted(settings)}")
+    config = resolve(config, options.torch_device)
+    return runner.execute_plan(make_plan(config, method), options, tuple(callbacks))
+
+
+def sweep(methods, *, run: dict | None = None, **kwargs) -> list[dict]:
     """Every combination of ``methods`` and the axes (``sparsities``, ``seeds``, ``checks``,
-    ``prune_at``), sharing the settings ``run``; resumable like the CLI's ``sweep``. Returns the
+    ``prune_at``), sharing the settings ``run``; resumable like the CLI's ``sweep``. Every other
+    keyword is a ``RunOptions`` field or an ``ExecutorOptions`` field (``workers``,
+    ``executor``, ``runs_per_gpu``, ``ray_address``): the options ``sweep`` has. Returns the
     results of the runs done this time."""
-    spec = sweeps.spec_from_dict(dict(methods=list(methods), run={**entry_defaults(), **(run or {})},
+    given, executor, axes = split_kwargs(kwargs, RunOptions, ExecutorOptions)
+    spec = sweeps.spec_from_dict(dict(methods=list(methods),
+                                      run={**entry_defaults(), **(run or {})},
                                       **{k: list(v) for k, v in axes.items()}))
-    return sweeps.run_sweep(spec.configs(), data_root=resolve_data_root(data_root),
-                            results_dir=Path(results_dir or paths.default_results_dir()),
-                            device=str(resolve_device(device)), workers=workers,
-                            progress=progress)
+    return sweeps.run_sweep(spec.configs(), _options("sweep", given),
+                            from_kwargs(ExecutorOptions, "sweep", executor))
 
 
-def register_dataset(name: str, spec) -> None:
+def reproduce(name: str, scale: str = "cpu", *, out: Path | str | None = None,
+              **kwargs) -> tuple[list[dict], Path]:
+    """Experiment ``name`` at ``scale`` (as ``reproduce``): its runs, then its tables and
+    figures in ``out``. Keywords: ``RunOptions`` and ``ExecutorOptions`` fields."""
+    given, executor, rest = split_kwargs(kwargs, RunOptions, ExecutorOptions)
+    if rest:
+        raise ConfigError(f"unknown option {sorted(rest)[0]!r} of reproduce")
+    return experiments.reproduce(name, scale, _options("reproduce", given),
+                                 from_kwargs(ExecutorOptions, "reproduce", executor), out=out)
+
+
+def register_dataset(spec) -> None:
     """Register a data set: a ``pai_bench.data.DatasetSpec`` (see ``pai_bench/data/sets.py``;
     or use the ``imagefolder`` data set for any ``root/{train,test}/<class>/*`` tree)."""
-    DATASETS.register(name, spec)
+    DATASETS.register(spec)
 
 
 def register_method(cls):
-    """Register a method class (subclassing ``pai_bench.methods.Scorer`` with a ``name``
-    already does; this is for a class defined without one, as a decorator)."""
-    if cls.name not in METHODS:
-        METHODS.register(cls.name, cls)
-    return cls
+    """Register a method class (usable as a decorator). Subclassing ``Scorer`` with a ``name``
+    already registers it: this returns such a class as it is; any other class of a name
+    already taken is refused, as the registry refuses every duplicate."""
+    if cls.name in METHODS and METHODS.get(cls.name) is cls:
+        return cls
+    return METHODS.register(cls)
 
 
-__all__ = ["run", "sweep", "load_runs", "RunConfig", "Callback", "register_model",
+__all__ = ["run", "sweep", "reproduce", "load_runs", "RunConfig", "Callback", "register_model",
            "register_dataset", "register_method", "export_run"]

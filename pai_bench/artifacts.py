@@ -15,16 +15,16 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
+from pai_bench.io import Invalid, quarantine  # noqa: F401  (Invalid: re-exported)
 from pai_bench.masks import Masks
+from pai_bench.models import ModelFacts
 
 STATUSES = ("finished", "diverged")
 # What a run's summary must hold, and of which types (None allowed where a run can lack it).
@@ -33,23 +33,6 @@ SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
     "test_loss": (float, int, type(None)), "sparsity": (float, int), "kept": (int,),
     "prunable": (int,), "seconds": (float, int),
 }
-
-
-class Invalid(Exception):
-    """A stored file that does not fit the run it belongs to."""
-
-
-def quarantine(path: Path, reason: str) -> Path:
-    """Move ``path`` aside as ``<name>.corrupt`` (``.corrupt.1``, ... if taken); say so once."""
-    target = path.with_name(path.name + ".corrupt")
-    n = 0
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.corrupt.{n}")
-    path.rename(target)
-    print(f"[pai-bench] warning: {path} is invalid ({reason}); kept as {target.name}, "
-          f"recomputing", file=sys.stderr)
-    return target
 
 
 def read_valid(path: Path, read: Callable[[Path], Any], check: Callable[[Any], None]) -> Any:
@@ -103,21 +86,24 @@ def read_summary(path: Path, folder_hash: str, config_cls: type = RunConfig) -> 
     return read_valid(path, strict_json, lambda s: check_summary(s, folder_hash, config_cls))
 
 
-def check_masks(masks: Masks, model: nn.Module, names: list[str], kept: int | None) -> None:
-    if list(masks) != list(names):
+def check_masks(masks: Masks, facts: ModelFacts, kept: int | None) -> None:
+    names = list(facts.prunable)
+    if list(masks) != names:
         missing, extra = set(names) - set(masks), set(masks) - set(names)
         raise Invalid(f"masks cover {sorted(extra) or 'no extra'} / miss {sorted(missing) or 'none'}"
                       if missing or extra else "masks are not in the model's order")
-    masks.check_model(model)
+    for name, shape in facts.prunable.items():
+        if tuple(masks[name].shape) != shape:
+            raise Invalid(f"mask {name!r} has shape {tuple(masks[name].shape)}, the weight "
+                          f"has {shape}")
     if kept is not None and masks.kept() != kept:
         raise Invalid(f"{masks.kept()} weights kept, the run keeps {kept}")
 
 
-def read_masks(path: Path, model: nn.Module, names: list[str],
-               kept: int | None = None) -> Masks | None:
-    """Masks over exactly ``names`` (the model's prunable weights, in order), of the model's
+def read_masks(path: Path, facts: ModelFacts, kept: int | None = None) -> Masks | None:
+    """Masks over exactly the network's prunable weights (``facts``, in order), of their
     shapes, keeping ``kept`` weights when given."""
-    return read_valid(path, Masks.load, lambda m: check_masks(m, model, names, kept))
+    return read_valid(path, Masks.load, lambda m: check_masks(m, facts, kept))
 
 
 LAYER_COLUMNS = ("name", "shape", "kept", "density", "collapsed")
@@ -145,13 +131,12 @@ def read_layer_report(path: Path) -> list[dict] | None:
     return read_valid(path, read_csv_rows, check_layer_report)
 
 
-def check_state(state: Any, model: nn.Module) -> None:
-    """``state`` is a state dict of ``model``: the same keys and shapes."""
-    reference = model.state_dict()
-    if not isinstance(state, dict) or set(state) != set(reference):
+def check_state(state: Any, facts: ModelFacts) -> None:
+    """``state`` is a state dict of the network of ``facts``: the same keys and shapes."""
+    if not isinstance(state, dict) or set(state) != set(facts.state):
         raise Invalid("the weights are not those of this run's model")
-    for key, value in reference.items():
-        if not isinstance(state[key], torch.Tensor) or state[key].shape != value.shape:
+    for key, shape in facts.state.items():
+        if not isinstance(state[key], torch.Tensor) or tuple(state[key].shape) != shape:
             raise Invalid(f"{key!r} has the wrong shape")
 
 
@@ -159,23 +144,23 @@ def load_torch(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def check_training_state(state: Any, model: nn.Module, first: int, last: int) -> None:
+def check_training_state(state: Any, facts: ModelFacts, first: int, last: int) -> None:
     """A checkpoint or snapshot: model and optimizer state, and a step in [first, last]."""
     if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
         raise Invalid("not a training state (model, optimizer, step)")
-    check_state(state["model"], model)
+    check_state(state["model"], facts)
     step = state["step"]
     if not isinstance(step, int) or not first <= step <= last:
         raise Invalid(f"step {step!r} is outside [{first}, {last}]")
 
 
-def read_training_state(path: Path, model: nn.Module, first: int, last: int) -> dict | None:
+def read_training_state(path: Path, facts: ModelFacts, first: int, last: int) -> dict | None:
     """A run's checkpoint (``first``: where its training starts, ``last``: the step before its
     end) or a dense snapshot (``first == last``: the step its file name says)."""
-    return read_valid(path, load_torch, lambda s: check_training_state(s, model, first, last))
+    return read_valid(path, load_torch, lambda s: check_training_state(s, facts, first, last))
 
 
-def read_weights(path: Path, model: nn.Module) -> dict | None:
-    """A model state dict of ``model``: a stored run's trained weights (an iterative baseline's
-    previous level)."""
-    return read_valid(path, load_torch, lambda s: check_state(s, model))
+def read_weights(path: Path, facts: ModelFacts) -> dict | None:
+    """A state dict of the network of ``facts``: a stored run's trained weights (an iterative
+    baseline's previous level)."""
+    return read_valid(path, load_torch, lambda s: check_state(s, facts))

@@ -9,7 +9,12 @@ from tqdm.auto import tqdm
 
 from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_save_torch, atomic_write_text
+from pai_bench.registry import Registry
 from pai_bench.train import Callback, Loop
+
+# Loggers of the epoch rows (``--logger NAME``): a Callback class with a ``name``, built with
+# the run's log folder and its ``MetricRows``.
+LOGGERS: Registry[type[Callback]] = Registry("logger")
 
 
 class Progress(Callback):
@@ -77,6 +82,8 @@ class TensorBoard(Callback):
     the ``tensorboard`` package: ``pip install -e '.[tensorboard]'``). A logger in the training
     loop's callback interface: another one (W&B, MLflow) is a class like this one."""
 
+    name = "tensorboard"
+
     def __init__(self, folder: Path, metrics: MetricRows):
         self.folder, self.metrics, self.writer = Path(folder), metrics, None
 
@@ -100,22 +107,29 @@ class TensorBoard(Callback):
             self.writer.close()
 
 
-LOGGERS = {"tensorboard": TensorBoard}
+LOGGERS.register(TensorBoard)
+
+
+def save_training_state(path: Path, model, optimizer, step: int, rows: list | None = None) -> None:
+    """The one format of a training state (a checkpoint, a dense snapshot): model, optimizer,
+    step and, for a sparse run, its metric rows, written atomically. Reading one back is
+    ``artifacts.read_training_state``'s job: it validates it too."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+    if rows is not None:
+        state["rows"] = rows
+    atomic_save_torch(state, path)
 
 
 class Checkpointer(Callback):
-    """Save model, optimizer, step and metric rows atomically every ``every_epochs`` epochs."""
+    """The rolling checkpoint of a dense or sparse run, rewritten atomically at the end of
+    every ``every_epochs`` epochs before the last (the end of a run writes its final
+    artifacts instead). ``metrics``: the run's ``MetricRows``, saved with it (None: a dense
+    run, whose rows are not kept)."""
 
-    def __init__(self, path: Path, metrics: MetricRows, every_epochs: int = 1):
+    def __init__(self, path: Path, metrics: MetricRows | None = None, every_epochs: int = 1):
         self.path, self.metrics, self.every = Path(path), metrics, every_epochs
 
     def on_epoch_end(self, loop: Loop) -> None:
         if round(loop.epoch) % self.every == 0 and loop.step < loop.end_step:
-            self.save(loop)
-
-    def save(self, loop: Loop) -> None:
-        atomic_save_torch({"model": loop.model.state_dict(),
-                           "optimizer": loop.optimizer.state_dict(),
-                           "step": loop.step, "rows": self.metrics.rows}, self.path)
-
-    # Reading a checkpoint back is artifacts.read_training_state's job: it validates it too.
+            save_training_state(self.path, loop.model, loop.optimizer, loop.step,
+                                self.metrics.rows if self.metrics is not None else None)

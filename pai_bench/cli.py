@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from pai_bench import commands
-from pai_bench.callbacks import LOGGERS
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError
-from pai_bench.executors import EXECUTORS
+from pai_bench.executors import ExecutorOptions
 from pai_bench.experiments import EXPERIMENTS
 from pai_bench.export import FORMATS
+from pai_bench.options import RunOptions, entry_default, option_fields
 from pai_bench.sanity_checks import CHECKS
 
 
@@ -47,6 +47,7 @@ def build_parser(config_cls: type = RunConfig,
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="prune, train and evaluate one configuration")
     add_settings(run, config_cls, sweep=False)
+    add_options(run, "run")
     run.add_argument("--masks", type=Path, metavar="FILE",
                      help="train and evaluate these masks ({parameter name: bool tensor}, "
                           "torch.save or .safetensors) instead of a method's: --method masks, "
@@ -57,18 +58,17 @@ def build_parser(config_cls: type = RunConfig,
     sweep.add_argument("--config", type=Path, metavar="FILE.toml",
                        help="a TOML sweep file (see README); flags override its values")
     add_settings(sweep, config_cls, sweep=True)
-    add_workers(sweep)
+    add_options(sweep, "sweep")
     sweep.set_defaults(func=commands.sweep, config_cls=config_cls)
 
     repro = sub.add_parser("reproduce", help="run one of the paper's experiments")
-    repro.add_argument("name", choices=sorted(EXPERIMENTS), help="the experiment")
+    repro.add_argument("name", choices=EXPERIMENTS.names(), help="the experiment")
     repro.add_argument("--scale", choices=("paper", "cpu"), default="cpu",
                        help="paper: the paper's networks and recipes (GPU-days); cpu: the "
                             "miniature for 2 CPU cores (default: %(default)s)")
     repro.add_argument("--out", type=Path,
                        help="tables and figures (default: <results-dir>/<scale>/<name>)")
-    add_common(repro, eval_every=0)
-    add_workers(repro)
+    add_options(repro, "reproduce")
     repro.set_defaults(func=commands.reproduce)
 
     for name, func, text in (("table", commands.table, "tables of every run in a results folder "
@@ -87,14 +87,15 @@ def build_parser(config_cls: type = RunConfig,
 
     exp = sub.add_parser("export", help="write a finished run's trained sparse network")
     exp.add_argument("run", type=Path, help="the run's folder (results/runs/<method>-<hash>)")
-    exp.add_argument("--format", choices=FORMATS, default="prune",
+    exp.add_argument("--format", choices=FORMATS.names(), default="prune",
                      help="prune: torch.nn.utils.prune's weight_orig/weight_mask pairs; "
                           "state_dict: the plain state dict (default: %(default)s)")
     exp.add_argument("--out", type=Path, help="the file (default: <run>/model.<format>.pt)")
     exp.set_defaults(func=commands.export)
 
     lst = sub.add_parser("list", help="list the methods, baselines, checks, models and data sets")
-    add_plugin(lst)
+    lst.add_argument("--plugin", dest="plugins", action="append", default=None,
+                     metavar="MODULE[,MODULE]", help=_option("plugins").metadata["help"])
     lst.set_defaults(func=commands.list_all)
     return parser
 
@@ -127,48 +128,39 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
                            type=kind, choices=choices, default=None,
                            help=help_text + (" (required)" if f.default is dataclasses.MISSING
                                              else ""))
-    add_common(p)
 
 
-def add_common(p: argparse.ArgumentParser, eval_every: int = 1) -> None:
-    """The options of every command that runs: plugins, folders, device, threads, progress,
-    test evaluation (``eval_every``: 1 for run and sweep; 0 for reproduce, whose tables need
-    the final accuracy only)."""
-    add_plugin(p)
-    p.add_argument("--data-root", type=Path,
-                   help="data folder (default: $PAI_BENCH_DATA, else ./data)")
-    p.add_argument("--results-dir", type=Path,
-                   help="where runs are stored (default: $PAI_BENCH_RESULTS, else ./results)")
-    p.add_argument("--device", default="auto",
-                   help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--threads", type=int,
-                   help="torch CPU threads (per worker in sweeps; default: torch's, 1 per worker)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--logger", action="append", default=[], choices=sorted(LOGGERS),
-                   help="also log the epoch metrics there (tensorboard: <run>/tensorboard/, "
-                        "needs pip install -e '.[tensorboard]'); repeatable")
-    p.add_argument("--eval-every", type=int, default=eval_every, metavar="K",
-                   help="evaluate the test set every K epochs into metrics.csv; 0: only at "
-                        "the end (default: %(default)s)")
+def add_options(p: argparse.ArgumentParser, entry: str) -> None:
+    """A flag per option of ``entry`` ("run", "sweep", "reproduce"): the ``RunOptions`` and,
+    for the sweeps, the ``ExecutorOptions`` (``pai_bench.options``). Unset flags stay None, so
+    ``commands.options_from_args`` applies the entry's defaults."""
+    for cls in (RunOptions, ExecutorOptions):
+        for f in option_fields(cls, entry):
+            meta = f.metadata
+            if meta["python_only"]:
+                continue
+            flag = meta["flag"] or "--" + f.name.replace("_", "-")
+            help_text = meta["help"].replace("%", "%%")
+            default = entry_default(f, entry)
+            if meta["switch"]:
+                p.add_argument(meta["switch"], dest=f.name, action="store_const",
+                               const=not f.default, default=None, help=help_text)
+                continue
+            if default not in (None, ()):
+                help_text += f" (default: {default})"
+            choices = meta["choices"]() if meta["choices"] else None
+            if meta["repeat"]:
+                p.add_argument(flag, dest=f.name, action="append", default=None,
+                               choices=choices, help=help_text,
+                               metavar=f.name.upper().rstrip("S") if choices is None else None)
+            else:
+                p.add_argument(flag, dest=f.name, type=meta["kind"], default=None,
+                               choices=choices, help=help_text,
+                               metavar=f.name.upper() if choices is None else None)
 
 
-def add_plugin(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plugin", action="append", default=[], metavar="MODULE[,MODULE]",
-                   help="import these modules first (from the working folder too), registering "
-                        "the methods they define (repeatable)")
-
-
-def add_workers(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=1, help="runs at once (default: 1)")
-    p.add_argument("--runs-per-gpu", type=int, metavar="N",
-                   help="on CUDA: N runs at once on each GPU (local: N processes per GPU; "
-                        "Ray: 1/N GPU per run); small networks fill a large GPU this way")
-    p.add_argument("--executor", choices=EXECUTORS.names(), default="local",
-                   help="where runs execute: local processes (default) or a Ray cluster "
-                        "(needs pip install -e '.[ray]'; see README)")
-    p.add_argument("--ray-address", metavar="HOST:PORT",
-                   help="head node of the Ray cluster (default: $RAY_ADDRESS, else a cluster "
-                        "started on this machine, else a new local one)")
+def _option(name: str):
+    return next(f for f in option_fields(RunOptions, "run") if f.name == name)
 
 
 def _list_of(kind):

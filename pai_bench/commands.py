@@ -12,45 +12,51 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 from pai_bench import console, experiments, paths, report, runner, sweeps
 from pai_bench.config import RunConfig, entry_defaults
-from pai_bench.data import DATASETS, resolve_data_root
-from pai_bench.device import resolve_device
+from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
+from pai_bench.executors import ExecutorOptions
 from pai_bench.export import export_run
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
-from pai_bench.methods.given import check_against, file_digest, load_mask_file
-from pai_bench.models import MODELS, prunable_names
+from pai_bench.methods.given import GivenMasks, read_mask_file
+from pai_bench.models import MODELS
+from pai_bench.options import RunOptions, from_kwargs, option_fields
 from pai_bench.plan import make_plan
 from pai_bench.precision import resolve
 from pai_bench.sanity_checks import CHECKS
 
 
-def plugins(args) -> tuple[str, ...]:
-    """``--plugin a,b --plugin c`` -> ("a", "b", "c")."""
-    return tuple(m.strip() for item in args.plugin for m in item.split(",") if m.strip())
+def options_from_args(args, cls: type, entry: str):
+    """The ``cls`` options (``RunOptions``, ``ExecutorOptions``) of ``entry`` the user gave as
+    flags (``cli.add_options``), the rest at the entry's defaults; repeated flags take
+    comma-separated values (``--plugin a,b --plugin c``)."""
+    given = {}
+    for f in option_fields(cls, entry):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if f.metadata["repeat"]:
+            value = tuple(v.strip() for item in value for v in item.split(",") if v.strip())
+        given[f.name] = value
+    return from_kwargs(cls, entry, given)
 
 
-def load_cli_plugins(args) -> None:
+def load_cli_plugins(plugins: tuple[str, ...]) -> None:
     """``--plugin`` modules, found in the working folder whichever way the CLI was started (the
     installed ``pai-bench`` script does not put it on sys.path as ``python -m`` does)."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
-    load_plugins(plugins(args))
+    load_plugins(plugins)
 
 
-def _setup(args) -> torch.device:
-    load_cli_plugins(args)
-    if args.threads is not None and args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
-    if args.eval_every < 0:
-        raise ConfigError(f"--eval-every must be >= 0, got {args.eval_every}")
-    if args.threads is not None and args.command == "run":
-        torch.set_num_threads(args.threads)
-    return resolve_device(args.device)
+def run_options(args, entry: str) -> RunOptions:
+    """The run options of ``entry``, made concrete, plugins loaded, results folder writable."""
+    options = options_from_args(args, RunOptions, entry).resolved()
+    load_cli_plugins(options.plugins)
+    check_writable_dir(options.results_dir)
+    return options
 
 
 def settings(args, config_cls: type = RunConfig, exclude: tuple[str, ...] = ()) -> dict:
@@ -82,66 +88,56 @@ def config_from_args(args, config_cls: type = RunConfig) -> RunConfig:
     return config_cls(**{**entry_defaults(config_cls), **settings(args, config_cls)})
 
 
-def results_dir(args) -> Path:
-    return args.results_dir or paths.default_results_dir()
-
-
-def given_masks(args) -> None:
-    """``--masks FILE``: the method "masks" with the file (and its content hash) as options,
-    at the file's sparsity."""
-    if args.method not in (None, "masks"):
+def given_masks(path: Path, settings: dict) -> tuple[GivenMasks, dict]:
+    """``--masks FILE``: the file read once; the method "masks" holding its masks, and the
+    settings with the method, the file's sparsity and its digest (the run's identity follows
+    the masks, not the path)."""
+    masks, digest = read_mask_file(path)
+    if settings.get("method") not in (None, "masks"):
         raise ConfigError(f"--masks trains the file's masks; it takes no --method "
-                          f"{args.method!r}")
-    masks = load_mask_file(args.masks)
-    path = args.masks.resolve()
-    args.method = "masks"
-    args.method_args = [*args.method_args, f"file={path}", f"sha256={file_digest(path)}"]
-    args.sparsity = masks.sparsity()
+                          f"{settings['method']!r}")
+    if settings.get("method_args"):
+        raise ConfigError("--masks takes no --method-arg: the masks are the file's")
+    sparsity = masks.sparsity()
+    if "sparsity" in settings and abs(settings["sparsity"] - sparsity) > 1e-9:
+        raise ConfigError(f"--sparsity {settings['sparsity']} contradicts the masks file "
+                          f"{path}, whose sparsity is {sparsity:.6f}; leave --sparsity out")
+    method = GivenMasks(sha256=digest, given=masks, source=str(path))
+    return method, {**settings, "method": "masks", "sparsity": sparsity,
+                    "method_args": (("sha256", digest),)}
 
 
 def run(args) -> int:
-    device = _setup(args)
-    if getattr(args, "masks", None) is not None:
-        given_masks(args)
-    if args.method is None:
+    options = run_options(args, "run")
+    given = settings(args, args.config_cls)
+    method = None
+    if args.masks is not None:
+        method, given = given_masks(args.masks, given)
+    if given.get("method") is None:
         raise ConfigError("run needs --method NAME (see `list`) or --masks FILE")
-    config = resolve(config_from_args(args, args.config_cls), device)
-    out = results_dir(args)
-    plan = make_plan(config)  # every name checked before anything is loaded or written
-    if getattr(args, "masks", None) is not None:  # the file against the model, before the data
-        model = plan.build_model()
-        params = dict(model.named_parameters())
-        check_against(load_mask_file(args.masks), {n: tuple(params[n].shape)
-                                                   for n in prunable_names(model)}, args.masks)
-    check_writable_dir(out)
-    stored = runner.stored_summary(config, out)
+    config = resolve(args.config_cls(**{**entry_defaults(args.config_cls), **given}),
+                     options.torch_device)
+    plan = make_plan(config, method)  # every name checked before anything is loaded or written
+    stored = runner.stored_summary(config, options.results_dir)
     if stored is None:
-        console.warn_if_slow(config, device, print)
-    summary = runner.execute(config, data_root=resolve_data_root(args.data_root),
-                             results_dir=out, device=device, progress=not args.no_progress,
-                             eval_every=args.eval_every, loggers=tuple(args.logger))
-    print(console.format_run(summary, paths.run_dir(out, config), cached=stored is not None))
+        console.warn_if_slow(config, options.torch_device, print)
+        stored_now, summary = False, runner.execute_plan(plan, options)
+    else:
+        stored_now, summary = True, stored
+    print(console.format_run(summary, paths.run_dir(options.results_dir, config),
+                             cached=stored_now))
     return 0 if summary["status"] == "finished" else 1
 
 
 def sweep(args) -> int:
-    device = _setup(args)
+    options = run_options(args, "sweep")
     axes = sweeps.axes(args.config_cls)
     overrides = {axis: getattr(args, axis) for axis in axes}
     overrides["run"] = settings(args, args.config_cls, exclude=tuple(axes.values()))
     spec = sweeps.load_spec(args.config, overrides)  # the file, then the flags given
     spec = dataclasses.replace(spec, run={**entry_defaults(args.config_cls), **spec.run})
-    return _report_sweep(sweeps.run_sweep(spec.configs(), **sweep_options(args, device)))
-
-
-def sweep_options(args, device: torch.device) -> dict:
-    out = results_dir(args)
-    check_writable_dir(out)
-    return dict(data_root=resolve_data_root(args.data_root), results_dir=out,
-                device=str(device), workers=args.workers, threads=args.threads or 1,
-                plugins=plugins(args), progress=not args.no_progress, executor=args.executor,
-                ray_address=args.ray_address, eval_every=args.eval_every,
-                runs_per_gpu=args.runs_per_gpu)
+    executor = options_from_args(args, ExecutorOptions, "sweep")
+    return _report_sweep(sweeps.run_sweep(spec.configs(), options, executor))
 
 
 def _report_sweep(results: list[dict]) -> int:
@@ -151,11 +147,15 @@ def _report_sweep(results: list[dict]) -> int:
 
 
 def reproduce(args) -> int:
-    device = _setup(args)
-    options = sweep_options(args, device)
-    results, out = experiments.reproduce(args.name, args.scale, out=args.out, **options)
+    options = run_options(args, "reproduce")
+    executor = options_from_args(args, ExecutorOptions, "reproduce")
+    results, out = experiments.reproduce(args.name, args.scale, options, executor, out=args.out)
     print(f"[pai-bench] tables and figures in {out}")
     return _report_sweep(results)
+
+
+def results_dir(args) -> Path:
+    return args.results_dir or paths.default_results_dir()
 
 
 def table(args) -> int:
@@ -177,15 +177,16 @@ def export(args) -> int:
 
 
 def list_all(args) -> int:
-    load_cli_plugins(args)
-    sections = [("methods at initialization",
-                 [(n, c.description()) for n, c in METHODS.items() if not c.after_training]),
-                ("baselines after training",
-                 [(n, c.description()) for n, c in METHODS.items() if c.after_training]),
+    load_cli_plugins(tuple(p.strip() for item in args.plugins or () for p in item.split(",")
+                           if p.strip()))
+    families: dict[str, list] = {}
+    for n, c in METHODS.items():  # each method says which section it belongs to
+        families.setdefault(c.family, []).append((n, c.description()))
+    sections = [*families.items(),
                 ("sanity checks (--check)", [(n, c.description) for n, c in CHECKS.items()]),
                 ("models", [(n, s.description) for n, s in MODELS.items()]),
                 ("datasets", [(n, s.description) for n, s in DATASETS.items()]),
-                ("experiments (reproduce)", [(n, "") for n in sorted(experiments.EXPERIMENTS)])]
+                ("experiments (reproduce)", [(n, "") for n in experiments.EXPERIMENTS.names()])]
     for title, rows in sections:
         print(f"{title}:")
         for name, text in rows:

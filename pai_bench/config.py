@@ -36,33 +36,39 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from pai_bench import recipes
 from pai_bench.errors import ConfigError
+from pai_bench.pruning import SCOPES
 from pai_bench.recipes import Recipe
 
 GROUPS = ("pruning", "model", "data", "training", "seed")
 DENSE_GROUPS = ("model", "data", "training", "seed")  # what the dense network depends on
 PRESETS = ("paper", "smoke")
 PRECISIONS = ("auto", "fp32", "bf16")
-SCOPES = ("global", "layerwise")
+# Seeds derive their streams as ``seed * 1_000_003 + crc32(stream)`` modulo 2**63 - 1
+# (``pai_bench.seeding``): below this bound no two seeds (and no two epochs' data orders) share
+# a stream, so two replicates are never the same run under two names.
+MAX_SEED = 2**32 - 1
 
 
 def setting(default: Any, group: str, help: str, kind: Callable = str, *,
             choices: tuple[str, ...] | None = None, axis: str | None = None,
-            minimum: float | None = None, positive: bool = False, flag: str | None = None,
-            cli_default: Any = None):
+            minimum: float | None = None, maximum: float | None = None, positive: bool = False,
+            flag: str | None = None, cli_default: Any = None):
     """A configuration field. ``kind``: str, int or float (how CLI, TOML and Python values are
     made canonical); ``axis``: the plural name when a sweep varies it; ``minimum``/``positive``:
-    the valid range (None always allowed when it is the default); ``flag``: the CLI flag when it
+    the valid range (None always allowed when it is the default); ``maximum``: the largest
+    valid value; ``flag``: the CLI flag when it
     is not ``--field-name``; ``cli_default``: what the CLI uses when the flag is not given
     (None: the field's default)."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; valid groups: {', '.join(GROUPS)}")
     meta = dict(group=group, help=help, kind=kind, choices=choices, axis=axis, minimum=minimum,
-                positive=positive, flag=flag, cli_default=cli_default)
+                maximum=maximum, positive=positive, flag=flag, cli_default=cli_default)
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -80,7 +86,7 @@ class RunConfig:
     dataset: str = setting("cifar10", "data", help="data set (see `list`)")
     sparsity: float = setting(0.9, "pruning", kind=float, axis="sparsities",
                               help="fraction of prunable weights removed, in [0, 1)")
-    seed: int = setting(0, "seed", kind=int, axis="seeds", minimum=0,
+    seed: int = setting(0, "seed", kind=int, axis="seeds", minimum=0, maximum=MAX_SEED,
                         help="replicate: initialization, data order, scoring sample")
     preset: str = setting("paper", "training", choices=PRESETS,
                           help="training recipe: paper (the model's) or smoke (~1 minute)")
@@ -96,7 +102,7 @@ class RunConfig:
                                       help="class-balanced test examples (default: the preset's)")
     width: int | None = setting(None, "model", kind=int, positive=True,
                                 help="network width, for models that take one (CIFAR ResNets)")
-    scope: str = setting("global", "pruning", choices=SCOPES,
+    scope: str = setting("global", "pruning", choices=tuple(SCOPES),
                          help="one threshold over all layers (global) or one per layer")
     rounds: int | None = setting(None, "pruning", kind=int, positive=True,
                                  help="pruning rounds, exponential schedule (default: the "
@@ -163,35 +169,75 @@ def _canonical(f: dataclasses.Field, value: Any) -> Any:
     """``value`` of field ``f`` in its one canonical form, or a ConfigError naming it."""
     meta = f.metadata
     if f.name == "method_args":  # option values as strings: "5" and 5 name the same run
-        try:
-            return tuple(sorted((str(k), str(v)) for k, v in value))
-        except (TypeError, ValueError):
-            raise ConfigError(f"method_args must be KEY=VALUE pairs, got {value!r}") from None
+        return method_args(value)
     if value is None and f.default is None:
         return None
-    kind, name = meta["kind"], f.name
+    value = convert(value, meta["kind"], f.name)
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"unknown {f.name} {value!r}; valid {f.name}s: "
+                          f"{', '.join(meta['choices'])}")
+    if meta["positive"] and not value > 0:
+        what = "a positive integer" if meta["kind"] is int else "> 0"
+        raise ConfigError(f"{f.name} must be {what}, got {value!r}")
+    low, high = meta["minimum"], meta["maximum"]
+    if high is not None and not low <= value <= high:
+        raise ConfigError(f"{f.name} must be an integer in [{low}, {high}], got {value!r}")
+    if low is not None and value < low:
+        raise ConfigError(f"{f.name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def method_args(value: Any) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE pairs, sorted, values as strings; a key given twice is refused (which value
+    would the method take?)."""
+    try:
+        pairs = tuple(sorted((str(k), str(v)) for k, v in value))
+    except (TypeError, ValueError):
+        raise ConfigError(f"method_args must be KEY=VALUE pairs, got {value!r}") from None
+    keys = [k for k, _ in pairs]
+    for key in dict.fromkeys(keys):
+        if keys.count(key) > 1:
+            given = [v for k, v in pairs if k == key]
+            raise ConfigError(f"--method-arg {key} is given {len(given)} times "
+                              f"({', '.join(given)}); give it once")
+    return pairs
+
+
+BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def convert(value: Any, kind: Callable, what: str, parse_text: bool = False) -> Any:
+    """``value`` as a ``kind`` (str, int, float or bool), canonical: a float is a float even
+    if written ``0``, an integral float is an int, ``True`` is no number, and no number is NaN
+    or infinite. ``parse_text``: a string is parsed first (a method option from the command
+    line, ``"5"``); otherwise a string where a number belongs is refused. The one converter of
+    settings and method options; ConfigError names ``what``."""
+    if parse_text and isinstance(value, str) and kind is not str:
+        text = value.strip().lower()
+        try:
+            value = BOOL_TEXT[text] if kind is bool else kind(float(text) if kind is int
+                                                               and "." in text else text)
+        except (KeyError, ValueError, OverflowError):
+            raise ConfigError(f"{what} takes a {kind.__name__}, got {value!r}") from None
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}")
+            raise ConfigError(f"{what} must be true or false, got {value!r}")
         return value
-    if kind is float:
+    if kind in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {value!r}")
-        value = float(value)
-    elif kind is int:
+            raise ConfigError(f"{what} must be {'an integer' if kind is int else 'a number'}, "
+                              f"got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{what} must be a finite number, got {value!r}")
+        if kind is float:
+            return float(value)
         if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} must be an integer, got {value!r}")
-    elif not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string, got {value!r}")
-    if meta["choices"] and value not in meta["choices"]:
-        raise ConfigError(f"unknown {name} {value!r}; valid {name}s: {', '.join(meta['choices'])}")
-    if meta["positive"] and not value > 0:
-        what = "a positive integer" if kind is int else "> 0"
-        raise ConfigError(f"{name} must be {what}, got {value!r}")
-    if meta["minimum"] is not None and value < meta["minimum"]:
-        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
+            return int(value)
+        if not isinstance(value, int):
+            raise ConfigError(f"{what} must be an integer, got {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a string, got {value!r}")
     return value
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -12,10 +11,11 @@ from pai_bench import paths
 from pai_bench.artifacts import read_layer_report
 from pai_bench.config import RunConfig, dense_config, resolve_recipe, resolve_subsets
 from pai_bench.data import DATASETS
+from pai_bench.device import torch_threads
 from pai_bench.models import MODELS, create_model
-from pai_bench.plan import make_plan
+from pai_bench.methods import make_method
 from pai_bench.precision import cpu_capability, cpu_native_bf16
-from pai_bench.train import autocast
+from pai_bench.train import step_times
 
 # Training-set sizes, for estimating a run's length before its data is loaded.
 TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000,
@@ -61,31 +61,18 @@ def _dense(summary: dict) -> str:
 
 def images_per_second(config: RunConfig, device: torch.device, threads: int | None = None) -> float:
     """Training images per second of ``config``'s network on ``device``, measured on 3 steps of
-    random input (the first not counted), with the run's precision and ``threads`` threads."""
+    random input (the first not counted) of the training loop's own step, with the run's
+    precision and ``threads`` threads."""
     data = DATASETS.get(config.dataset)
     # a data set that learns its classes and image size from its files (imagefolder): guess
     shape = data.input_shape if min(data.input_shape) > 0 else (3, 32, 32)
     model = create_model(config.model, num_classes=max(data.num_classes, 2), input_shape=shape,
-                         seed=0, width=config.width).to(device)
-    batch = min(_recipe(config).batch_size, 64)
-    x = torch.randn(batch, *shape, device=device)
-    y = torch.zeros(batch, dtype=torch.long, device=device)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    times = []
-    try:
-        for _ in range(3):
-            t0 = time.perf_counter()
-            opt.zero_grad()
-            with autocast(device, config.precision):
-                loss = torch.nn.functional.cross_entropy(model(x).float(), y)
-            loss.backward()
-            opt.step()
-            times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(before)
+                         seed=0, width=config.width)
+    recipe = _recipe(config)
+    batch = min(recipe.batch_size, 64)
+    x, y = torch.randn(batch, *shape), torch.zeros(batch, dtype=torch.long)
+    with torch_threads(threads):
+        times = step_times(model, x, y, recipe, device=device, precision=config.precision)
     return batch / min(times[1:])
 
 
@@ -116,7 +103,8 @@ def sweep_estimate(configs: list[RunConfig], device: torch.device, workers: int 
     speed: dict[tuple, float] = {}
     images = 0.0
     seconds = 0.0
-    dense = {dense_config(c) for c in configs if make_plan(c).is_baseline or c.prune_at}
+    dense = {dense_config(c) for c in configs
+             if make_method(c.method, dict(c.method_args)).needs_dense(c)}
     if results_dir is not None:  # those already trained cost nothing
         dense = {d for d in dense if not (paths.dense_dir(results_dir, d) / paths.SUMMARY).exists()}
     for c in [*configs, *dense]:

@@ -23,26 +23,26 @@ import math
 
 from pai_bench import paths
 from pai_bench.artifacts import read_training_state, read_valid, strict_json
-from pai_bench.callbacks import Progress
+from pai_bench.callbacks import Checkpointer, Progress, save_training_state
 from pai_bench.config import dense_config
-from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock
+from pai_bench.io import atomic_write_json, file_lock
+from pai_bench.options import RunOptions
 from pai_bench.plan import Plan
 from pai_bench.recipes import PRUNE_EARLY_STEPS
-from pai_bench.train import Callback, evaluate, make_optimizer, train
+from pai_bench.train import evaluate, make_optimizer, train
 
 
 class DenseRun:
     """Snapshots of one dense training run; ``state_at(step)`` trains only what is missing."""
 
-    def __init__(self, plan: Plan, results_dir: Path, device, progress: bool = True, log=print,
-                 keep: tuple[int, ...] = ()):
+    def __init__(self, plan: Plan, options: RunOptions, keep: tuple[int, ...] = ()):
         """``plan``: any run on this dense network, with its data loaded. ``keep``: steps the
         caller will ask for later, snapshotted on the way past them (as are the early steps
         of the pruning-early experiment, ``recipes.PRUNE_EARLY_STEPS``)."""
-        self.plan, self.device, self.progress, self.log = plan, device, progress, log
-        self.keep = keep
+        self.plan, self.options, self.keep = plan, options, keep
+        self.device = options.torch_device
         self.config = dense_config(plan.config)
-        self.dir = paths.dense_dir(results_dir, self.config)
+        self.dir = paths.dense_dir(options.results_dir, self.config)
         self.total = plan.total_steps
 
     def snapshot_path(self, step: int) -> Path:
@@ -60,7 +60,7 @@ class DenseRun:
             return state["model"]
 
     def _snapshot(self, step: int) -> dict | None:
-        return read_training_state(self.snapshot_path(step), self.plan.build_model(), step, step)
+        return read_training_state(self.snapshot_path(step), self.plan.facts, step, step)
 
     def stored_summary(self) -> dict | None:
         """The dense network's stored test metrics, if valid."""
@@ -90,18 +90,20 @@ class DenseRun:
     def _start(self, step: int) -> dict:
         """The latest valid stored state at or before ``step``: a snapshot or the rolling
         checkpoint (the initialization, step 0, is written first if nothing is stored)."""
-        model = self.plan.build_model()
         if self._snapshot(0) is None:
-            self._save(self.snapshot_path(0), 0, model, make_optimizer(model, self.plan.recipe))
+            model = self.plan.build_model()
+            save_training_state(self.snapshot_path(0), model,
+                                make_optimizer(model, self.plan.recipe), 0)
             atomic_write_json(self.dir / paths.CONFIG, self.config.to_dict())
         candidates = [s for s in paths.snapshot_steps(self.dir) if s <= step]
         for s in sorted(candidates, reverse=True):
             state = self._snapshot(s)
             if state is not None:
                 break
-        checkpoint = read_training_state(self.dir / paths.CHECKPOINT, model, 0, self.total)
+        checkpoint = read_training_state(self.dir / paths.CHECKPOINT, self.plan.facts, 0,
+                                         self.total)
         if checkpoint is not None and state["step"] < checkpoint["step"] <= step:
-            self.log(f"[pai-bench] dense network resumes from step {checkpoint['step']}")
+            self.options.say(f"[pai-bench] dense network resumes from step {checkpoint['step']}")
             return checkpoint
         return state
 
@@ -117,27 +119,13 @@ class DenseRun:
                          device=self.device, start_step=start, end_step=target,
                          optimizer_state=opt_state, precision=self.config.precision,
                          compile=self.config.compile,
-                         callbacks=[Progress(f"dense to step {step}", self.progress),
-                                    _EpochCheckpoint(self)])
-            self._save(self.snapshot_path(target), target, model, loop.optimizer)
+                         callbacks=[Progress(f"dense to step {step}", self.options.progress),
+                                    Checkpointer(self.dir / paths.CHECKPOINT)])
+            save_training_state(self.snapshot_path(target), model, loop.optimizer, target)
             start, opt_state = target, loop.optimizer.state_dict()
         if step == self.total:  # the final snapshot supersedes the rolling checkpoint
             (self.dir / paths.CHECKPOINT).unlink(missing_ok=True)
-        self.log(f"[pai-bench] dense network trained to step {step} in {self.dir}")
-
-    def _save(self, path: Path, step: int, model, optimizer) -> None:
-        atomic_save_torch({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "step": step}, path)
-
-
-class _EpochCheckpoint(Callback):
-    """The dense run's rolling checkpoint, rewritten atomically at the end of every epoch."""
-
-    def __init__(self, dense: DenseRun):
-        self.dense = dense
-
-    def on_epoch_end(self, loop) -> None:
-        self.dense._save(self.dense.dir / paths.CHECKPOINT, loop.step, loop.model, loop.optimizer)
+        self.options.say(f"[pai-bench] dense network trained to step {step} in {self.dir}")
 
 
 __all__ = ["DenseRun"]

@@ -1,6 +1,9 @@
-"""The ``--device`` option: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+"""The ``--device`` option: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; and
+the ``--threads`` option's context (``torch_threads``)."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 
@@ -17,3 +20,15 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
     return device
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """``torch.set_num_threads(n)`` for a block, the caller's count restored (None: as is)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -8,45 +8,59 @@ ran. Adding one is a subclass with a ``name``::
 
     class MyCluster(Executor):
         name = "my_cluster"
-        def run(self, todo, job, on_finish, say): ...
+        def run(self, todo, options, on_finish, say): ...
+
+Its options (``ExecutorOptions``: the executor's name, workers, runs per GPU, a cluster
+address) are declared once, like the run options (``pai_bench.options``), and give the flags of
+``sweep`` and ``reproduce`` and the keyword arguments of ``pai_bench.sweep`` / ``reproduce``.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing as mp
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-import multiprocessing as mp
-
 import torch
 
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
+from pai_bench.options import RunOptions, check_options, option
 from pai_bench.registry import Registry
 from pai_bench.worker import run_one
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
+SWEEPS = ("sweep", "reproduce")  # the entry points that take executor options
 
 
 @dataclass(frozen=True)
-class Job:
-    """What every run of a sweep shares, whichever executor runs it."""
+class ExecutorOptions:
+    """Where the runs of a sweep execute."""
 
-    data_root: object
-    results_dir: str
-    device: str = "cpu"
-    threads: int | None = 1
-    plugins: tuple[str, ...] = ()
-    eval_every: int = 1
+    executor: str = option("local", entries=SWEEPS, choices=EXECUTORS.names,
+                           help="where runs execute: local processes or a Ray cluster (needs "
+                                "pip install -e '.[ray]'; see README)")
+    workers: int = option(1, kind=int, minimum=1, entries=SWEEPS, help="runs at once")
+    runs_per_gpu: int | None = option(
+        None, kind=int, minimum=1, entries=SWEEPS,
+        help="on CUDA: N runs at once on each GPU (local: N processes per GPU; Ray: 1/N GPU "
+             "per run); small networks fill a large GPU this way")
+    ray_address: str | None = option(
+        None, entries=SWEEPS,
+        help="head node of the Ray cluster, HOST:PORT (default: $RAY_ADDRESS, else a cluster "
+             "started on this machine, else a new local one)")
 
-    def args(self) -> tuple:
-        """The arguments of ``run_one`` after the config."""
-        return (self.data_root, self.results_dir, self.device, self.threads, self.plugins,
-                self.eval_every)
+    def __post_init__(self):
+        check_options(self)
+
+    def make(self) -> "Executor":
+        """The executor these options name."""
+        return EXECUTORS.get(self.executor)(workers=self.workers, address=self.ray_address,
+                                            runs_per_gpu=self.runs_per_gpu)
 
 
 class Executor:
@@ -57,7 +71,7 @@ class Executor:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("name"):
-            EXECUTORS.register(cls.name, cls)
+            EXECUTORS.register(cls)
 
     def __init__(self, workers: int = 1, address: str | None = None,
                  runs_per_gpu: int | None = None):
@@ -67,7 +81,10 @@ class Executor:
         """Validate the options; say where the runs go (the sweep's first line)."""
         raise NotImplementedError
 
-    def run(self, todo: list[RunConfig], job: Job, on_finish: Callable, say=print) -> None:
+    def run(self, todo: list[RunConfig], options: RunOptions, on_finish: Callable,
+            say=print) -> None:
+        """Run ``todo`` with ``options`` (those of a worker: ``RunOptions.for_worker``);
+        ``on_finish(config, summary, t0)`` as each finishes."""
         raise NotImplementedError
 
 
@@ -87,11 +104,11 @@ def _init_worker(slots) -> None:
         _WORKER_DEVICE = slots.get()
 
 
-def _run_in_worker(config: RunConfig, *args):
+def _run_in_worker(config: RunConfig, options: RunOptions):
     """``run_one`` on the worker's claimed GPU, if it claimed one."""
     if _WORKER_DEVICE is not None:
-        args = (*args[:2], _WORKER_DEVICE, *args[3:])
-    return run_one(config, *args)
+        options = options.for_worker(device=_WORKER_DEVICE)
+    return run_one(config, options)
 
 
 class LocalExecutor(Executor):
@@ -126,11 +143,11 @@ class LocalExecutor(Executor):
             raise ConfigError("--ray-address applies to --executor ray")
         return f"with {self.workers} worker(s)"
 
-    def run(self, todo, job, on_finish, say=print) -> None:
+    def run(self, todo, options, on_finish, say=print) -> None:
         if self.workers <= 1 and self.slots is None:
             for c in todo:
                 t0 = time.perf_counter()
-                on_finish(c, run_one(c, *job.args()), t0)
+                on_finish(c, run_one(c, options), t0)
             return
         ctx = mp.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
         slots = None
@@ -140,7 +157,7 @@ class LocalExecutor(Executor):
                 slots.put(s)
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(slots,)) as pool:
-            futures = {pool.submit(_run_in_worker, c, *job.args()): (c, time.perf_counter())
+            futures = {pool.submit(_run_in_worker, c, options): (c, time.perf_counter())
                        for c in todo}
             remaining = set(futures)
             while remaining:
@@ -158,6 +175,3 @@ def _die_with_parent() -> None:
         pass
 
 
-def make_executor(name: str, workers: int = 1, address: str | None = None,
-                  runs_per_gpu: int | None = None) -> Executor:
-    return EXECUTORS.get(name)(workers=workers, address=address, runs_per_gpu=runs_per_gpu)

@@ -13,7 +13,8 @@
   accuracy 48.9% against 44.2% with batch 128 and lr 0.1, and 45.7% for 10,000 images x 4
   epochs), ``precision="auto"``: bfloat16 autocast on a CPU with native bfloat16 (the machine
   of the committed results), float32 where bf16 would be emulated (``pai_bench.precision``:
-  ten times slower there); the two are different settings, never averaged together; the full 10,000-image test set (evaluation is cheap, and it
+  ten times slower there); the two are different settings, never averaged together; the full
+  10,000-image test set (evaluation is cheap, and it
   halves the noise of a 2,000-image slice);
 * sparsities 0.5 and 0.9: at width 8, 90% sparsity leaves 6.8k weights, where the methods part
   ways without all collapsing to chance; 3 seeds, enough for Welch's test to call large
@@ -35,15 +36,18 @@ or ``reproduce(NAME, scale, ...)`` from Python. (An *experiment* is a named list
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from pai_bench import report
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
+from pai_bench.executors import ExecutorOptions
+from pai_bench.findings import MARGIN_POINTS, PAPER_FINDINGS, Finding, select
+from pai_bench.options import RunOptions
 from pai_bench.precision import resolve
 from pai_bench.recipes import PRUNE_EARLY_STEPS
+from pai_bench.registry import Registry
 from pai_bench.sweeps import SweepSpec, run_sweep
 
 PAI_METHODS = ("random", "magnitude", "snip", "grasp", "grasp_abs", "synflow")
@@ -79,47 +83,59 @@ def _paper(methods, checks=("none",), prune_at=(0,)) -> list[SweepSpec]:
                       run=dict(model=m, dataset=PAPER_DATA[m])) for m in PAPER_MODELS]
 
 
-EXPERIMENTS: dict[str, dict[str, list[SweepSpec]]] = {
-    "main": {
-        "paper": _paper(PAI_METHODS + SUCCESSORS + AFTER_TRAINING_PAPER),
-        # The methods after the paper at 90% only, to stay within the CPU budget; their 50%
-        # runs are in ``successors``.
-        "cpu": [SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES,
-                          seeds=CPU_SEEDS, run=CPU_RUN),
-                SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
-                          run=CPU_RUN)],
-    },
-    "ablations": {
-        "paper": _paper(PAI_METHODS[1:] + SUCCESSORS + AFTER_TRAINING_PAPER, checks=CHECKS),
-        "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow", "ltr"),
-                          sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS, checks=CHECKS,
-                          run=CPU_RUN)],
-    },
-    "successors": {  # the sanity checks of the methods after the paper (their "none" runs: main)
-        "paper": _paper(SUCCESSORS, checks=CHECKS),
-        "cpu": [SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
-                          checks=CHECKS, run=CPU_RUN),
-                SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[:1], seeds=CPU_SEEDS,
-                          run=CPU_RUN)],
-    },
-    "early": {
-        "paper": _paper(("magnitude", "snip", "grasp", "synflow"), prune_at=(0, *PRUNE_EARLY_STEPS)),
-        "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow"),
-                          sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
-                          prune_at=(0, 50, 100, 200), run=CPU_RUN)],
-    },
-}
+@dataclass(frozen=True)
+class Experiment:
+    """A named experiment: its sweeps at each scale ("paper", "cpu") and the paper's findings
+    its verdicts test (``pai_bench.findings``: each a question, a margin, a family)."""
+
+    name: str
+    scales: dict[str, list[SweepSpec]]
+    findings: tuple[Finding, ...] = PAPER_FINDINGS
+
+
+EXPERIMENTS: Registry[Experiment] = Registry("experiment")
+
+EXPERIMENTS.register(Experiment("main", {
+    "paper": _paper(PAI_METHODS + SUCCESSORS + AFTER_TRAINING_PAPER),
+    # The methods after the paper at 90% only, to stay within the CPU budget; their 50%
+    # runs are in ``successors``.
+    "cpu": [SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES,
+                      seeds=CPU_SEEDS, run=CPU_RUN),
+            SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
+                      run=CPU_RUN)],
+}, findings=select("a", "e")))
+
+EXPERIMENTS.register(Experiment("ablations", {
+    "paper": _paper(PAI_METHODS[1:] + SUCCESSORS + AFTER_TRAINING_PAPER, checks=CHECKS),
+    "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow", "ltr"),
+                      sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS, checks=CHECKS,
+                      run=CPU_RUN)],
+}, findings=select("b", "c", "d", "invert", "other checks")))
+
+# The sanity checks of the methods after the paper (their "none" runs: main).
+EXPERIMENTS.register(Experiment("successors", {
+    "paper": _paper(SUCCESSORS, checks=CHECKS),
+    "cpu": [SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
+                      checks=CHECKS, run=CPU_RUN),
+            SweepSpec(methods=SUCCESSORS, sparsities=CPU_SPARSITIES[:1], seeds=CPU_SEEDS,
+                      run=CPU_RUN)],
+}, findings=select("d", "invert", "other checks")))
+
+EXPERIMENTS.register(Experiment("early", {
+    "paper": _paper(("magnitude", "snip", "grasp", "synflow"),
+                    prune_at=(0, *PRUNE_EARLY_STEPS)),
+    "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow"),
+                      sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
+                      prune_at=(0, 50, 100, 200), run=CPU_RUN)],
+}, findings=select("a-early", "e")))
 
 
 def experiment(name: str, scale: str) -> list[SweepSpec]:
     """The sweeps of experiment ``name`` at ``scale`` ("paper" or "cpu")."""
-    if name not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {name!r}; valid experiments: "
-                          f"{', '.join(sorted(EXPERIMENTS))}")
-    if scale not in EXPERIMENTS[name]:
-        raise ConfigError(f"unknown scale {scale!r}; valid scales: "
-                          f"{', '.join(EXPERIMENTS[name])}")
-    return EXPERIMENTS[name][scale]
+    scales = EXPERIMENTS.get(name).scales
+    if scale not in scales:
+        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(scales)}")
+    return scales[scale]
 
 
 def configs(name: str, scale: str) -> list[RunConfig]:
@@ -127,20 +143,21 @@ def configs(name: str, scale: str) -> list[RunConfig]:
     return [c for spec in experiment(name, scale) for c in spec.configs()]
 
 
-def reproduce(name: str, scale: str = "cpu", *, results_dir: Path | str, data_root,
-              out: Path | str | None = None, say=print, **sweep_options) -> tuple[list[dict], Path]:
+def reproduce(name: str, scale: str, options: RunOptions,
+              executor: ExecutorOptions = ExecutorOptions(),
+              out: Path | str | None = None) -> tuple[list[dict], Path]:
     """Run experiment ``name`` (resumable, like any sweep) and write its tables and figures to
-    ``out`` (default ``<results_dir>/<scale>/<name>``). ``sweep_options``: those of
-    ``pai_bench.sweeps.run_sweep`` (device, workers, threads, executor, ...). Returns the results
-    of the runs done this time and the report folder."""
-    device = torch.device(sweep_options.get("device", "cpu"))
-    runs = list(dict.fromkeys(resolve(c, device) for c in configs(name, scale)))
+    ``out`` (default ``<results_dir>/<scale>/<name>``). Returns the results of the runs done
+    this time and the report folder."""
+    options = options.resolved()
+    runs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs(name, scale)))
     sized_for = CPU_SIZED_FOR if scale == "cpu" else None
-    sweep_options.setdefault("eval_every", 0)  # the tables need the final accuracy only
-    results = run_sweep(runs, data_root=data_root, results_dir=Path(results_dir), say=say,
-                        sized_for=sized_for, **sweep_options)
-    out = Path(out) if out is not None else Path(results_dir) / scale / name
-    say(report.write_report(results_dir, out, latex=True, configs=with_random_reference(runs)))
+    results = run_sweep(runs, options, executor, sized_for=sized_for)
+    out = Path(out) if out is not None else options.results_dir / scale / name
+    options.say(report.write_report(options.results_dir, out, latex=True,
+                                    configs=with_random_reference(runs),
+                                    findings=EXPERIMENTS.get(name).findings,
+                                    margin_points=MARGIN_POINTS[scale]))
     return results, out
 
 

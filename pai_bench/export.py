@@ -19,11 +19,25 @@ from pathlib import Path
 
 import torch
 
+from dataclasses import dataclass
+from typing import Callable
+
 from pai_bench import paths
 from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_save_torch
+from pai_bench.registry import Registry
 
-FORMATS = ("prune", "state_dict")
+
+@dataclass(frozen=True)
+class Format:
+    """An export format: ``convert(weights, masks)`` gives the state written."""
+
+    name: str
+    convert: Callable[[dict, dict], dict]
+    description: str = ""
+
+
+FORMATS: Registry[Format] = Registry("format")
 
 
 def prune_state_dict(weights: dict, masks: dict) -> dict:
@@ -39,18 +53,22 @@ def prune_state_dict(weights: dict, masks: dict) -> dict:
     return out
 
 
+FORMATS.register(Format("prune", prune_state_dict,
+                        "torch.nn.utils.prune's weight_orig/weight_mask pairs"))
+FORMATS.register(Format("state_dict", lambda weights, masks: weights, "the plain state dict"))
+
+
 def export_run(run_dir: Path | str, fmt: str = "prune", out: Path | str | None = None) -> Path:
     """Write the trained network of the finished run in ``run_dir``; return the file."""
     run_dir = Path(run_dir)
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    convert = FORMATS.get(fmt).convert
     weights_file, masks_file = run_dir / paths.WEIGHTS, run_dir / paths.MASKS
     if not weights_file.is_file() or not masks_file.is_file():
         raise ConfigError(f"{run_dir} is not a finished run with trained weights "
                           f"(no {paths.WEIGHTS} or {paths.MASKS})")
     weights = torch.load(weights_file, map_location="cpu", weights_only=True)
     masks = torch.load(masks_file, map_location="cpu", weights_only=True)
-    state = prune_state_dict(weights, masks) if fmt == "prune" else weights
+    state = convert(weights, masks)
     target = Path(out) if out is not None else run_dir / f"model.{fmt}.pt"
     atomic_save_torch(state, target)
     return target

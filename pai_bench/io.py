@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,3 +84,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class Invalid(Exception):
+    """A stored file that does not fit the run it belongs to."""
+
+
+def quarantine(path: Path, reason: str) -> Path:
+    """Move ``path`` aside as ``<name>.corrupt`` (``.corrupt.1``, ... if taken); say so once."""
+    target = path.with_name(path.name + ".corrupt")
+    n = 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt.{n}")
+    path.rename(target)
+    print(f"[pai-bench] warning: {path} is invalid ({reason}); kept as {target.name}, "
+          f"recomputing", file=sys.stderr)
+    return target

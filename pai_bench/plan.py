@@ -1,9 +1,11 @@
-"""A run's plan: its validated config with every name resolved, its data, and its weights.
+"""A run's plan: its validated config with every name resolved, then its data and model facts.
 
-Below both the runner and the shared dense run (``pai_bench.dense``), which read the same plan:
-``make_plan`` checks every name and option before anything is loaded or written; ``load_data``
-adds the examples; the methods of ``Plan`` build the network at any point of its life (seeded
-initialization, a step of dense training, the start of sparse training).
+Made once, at the entry point, and handed down (nothing below re-plans, re-resolves or re-reads
+what it was given). ``make_plan`` checks every name and option before anything is loaded or
+written; ``with_data`` returns a new plan holding the examples and the ``ModelFacts`` of the
+network (prunable names and shapes, counts, MACs: one network built to learn them). A plan is
+immutable; the method (``plan.method``) answers every question of *how* the run goes: where its
+training starts, how many rounds, how much dense training it builds on.
 """
 
 from __future__ import annotations
@@ -15,22 +17,21 @@ from typing import Any
 
 import torch
 
-from pai_bench.baselines import default_rewind_step
 from pai_bench.config import RunConfig, resolve_recipe, resolve_subsets
 from pai_bench.data import DATASETS, DatasetSpec, load_split
 from pai_bench.errors import ConfigError
-from pai_bench.masks import Masks
-from pai_bench.methods import METHODS, Method, make_method
-from pai_bench.models import MODELS, ModelSpec, create_model
+from pai_bench.methods import Method, make_method
+from pai_bench.models import MODELS, ModelFacts, ModelSpec, create_model, model_facts
+from pai_bench.pruning import keep_count
 from pai_bench.recipes import Recipe, steps_per_epoch
 from pai_bench.sanity_checks import CHECKS, Check
-from pai_bench.scoring import compute_masks
-from pai_bench.seeding import derive_seed, generator
+from pai_bench.seeding import derive_seed
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """A validated config with everything resolved: specs, recipe, method, check, data."""
+    """A validated config with everything resolved: specs, recipe, method, check; after
+    ``with_data``, the data and the network's facts."""
 
     config: RunConfig
     model_spec: ModelSpec
@@ -38,12 +39,22 @@ class Plan:
     recipe: Recipe
     method: Method
     check: Check
-    train_data: Any = None  # pai_bench.data.Split, set by load_data
+    train_data: Any = None  # pai_bench.data.Split, from with_data
     test_data: Any = None
+    facts: ModelFacts | None = None
 
-    @property
-    def is_baseline(self) -> bool:
-        return self.method.after_training
+    def with_data(self, train, test, facts: ModelFacts | None = None) -> "Plan":
+        """This plan with its splits and the network's facts (measured on one build unless
+        given: the levels of a chain share them)."""
+        p = dataclasses.replace(self, train_data=train, test_data=test)
+        facts = facts if facts is not None else model_facts(p.build_model(), p.input_shape)
+        p = dataclasses.replace(p, facts=facts)
+        for name, step in (("prune_at", p.config.prune_at), ("rewind step", p.start_step)):
+            if step >= p.total_steps:
+                raise ConfigError(f"{name} {step} is not before the end of training "
+                                  f"({p.total_steps} steps)")
+        p.method.check_plan(p)  # what a method can only check against the network
+        return p
 
     @property
     def spe(self) -> int:
@@ -53,26 +64,20 @@ class Plan:
     def total_steps(self) -> int:
         return self.recipe.total_steps(self.spe)
 
+    @property
     def start_step(self) -> int:
-        """The schedule step the sparse network's training starts at."""
-        if not self.is_baseline:
-            return self.config.prune_at
-        if self.method.restart_schedule:
-            return 0
-        return self.rewind_step()
+        """The schedule step the sparse network's training starts at (the method's choice)."""
+        return self.method.start_step(self)
 
     @property
     def rounds(self) -> int:
-        """Pruning rounds actually used: the config's, else the method's default."""
-        if self.is_baseline:  # prune-retrain levels (baselines.Baseline.levels)
-            return self.method.levels(self.config)
-        if self.config.rounds is not None:
-            return self.config.rounds
-        return self.method.default_rounds
+        """Pruning rounds (prune-retrain levels for a baseline): the method's answer."""
+        return self.method.rounds(self.config)
 
-    def rewind_step(self) -> int:
-        c = self.config
-        return c.rewind_iter if c.rewind_iter is not None else default_rewind_step(self.total_steps)
+    @property
+    def kept(self) -> int:
+        """Weights the run's masks keep: exact, ``round(total * density)``."""
+        return keep_count(self.facts.total, self.config.density)
 
     @property
     def num_classes(self) -> int:
@@ -100,52 +105,24 @@ class Plan:
                             input_shape=self.input_shape,
                             seed=derive_seed(self.config.seed, stream), width=self.config.width)
 
-    def model_at(self, dense, step: int) -> torch.nn.Module:
-        """The network after ``step`` steps of dense training (step 0: the initialization);
-        ``dense``: the run's ``pai_bench.dense.DenseRun``."""
-        model = self.build_model()
-        if step:
-            model.load_state_dict(dense.state_at(step))
-        return model
-
-    def start_state(self, dense, trained: dict | None = None) -> dict:
-        """The weights the sparse network starts training from (before masking), with the check
-        applied. ``trained``: what a baseline that starts from trained weights starts from (the
-        previous level's, ``runner.start_weights``); default the dense network's final ones."""
-        if self.is_baseline and self.method.start == "trained":
-            state = trained if trained is not None else dense.state_at(self.total_steps)
-        else:
-            state = self.model_at(dense, self.start_step()).state_dict()
-        return self.check.weights(state, lambda: self.build_model("reinit").state_dict())
-
-    def score_masks(self, scorer, model: torch.nn.Module, density: float, rounds: int, device,
-                    current: Masks | None = None) -> Masks:
-        """``scorer``'s masks of ``model`` at ``density``, with the run's scope, check and
-        seeded "score" stream."""
-        return compute_masks(scorer, model, density=density, rounds=rounds,
-                             scope=self.config.scope, current=current, lowest=self.check.invert,
-                             data=self.train_data if scorer.needs_data else None,
-                             num_classes=self.num_classes, input_shape=self.input_shape,
-                             generator=generator(self.config.seed, "score"), device=device)
+    def level(self, config: RunConfig) -> "Plan":
+        """The plan of another level of this run's chain (same data, network and facts)."""
+        return make_plan(config, method=self.method).with_data(self.train_data, self.test_data,
+                                                               self.facts)
 
 
-def make_plan(config: RunConfig) -> Plan:
-    """Validate every name and option of ``config`` (ConfigError on the first bad one)."""
+def make_plan(config: RunConfig, method: Method | None = None) -> Plan:
+    """Validate every name and option of ``config`` (ConfigError on the first bad one).
+    ``method``: the method instance when the entry point made it (``--masks``: it holds the
+    file's masks)."""
     model_spec = MODELS.get(config.model)
     data_spec = DATASETS.get(config.dataset)
-    method = make_method(config.method, dict(config.method_args))
+    method = method if method is not None else make_method(config.method,
+                                                           dict(config.method_args))
     check = CHECKS.get(config.check)
     if config.width is not None and not model_spec.has_width:
         raise ConfigError(f"model {config.model!r} takes no width option")
-    if config.prune_at and method.after_training:
-        raise ConfigError(f"--prune-at applies to methods at initialization; {config.method!r} "
-                          f"prunes after training")
-    if config.rewind_iter is not None and getattr(method, "start", None) != "rewind":
-        rewinding = [n for n, cls in METHODS.items() if getattr(cls, "start", None) == "rewind"]
-        raise ConfigError(f"--rewind-iter applies to the methods that rewind "
-                          f"({', '.join(rewinding)}), not to {config.method!r}")
-    if method.after_training:
-        method.levels(config)  # ConfigError on rounds a baseline does not take
+    method.validate(config)
     recipe = resolve_recipe(config, model_spec.recipe)
     return Plan(config, model_spec, data_spec, recipe, method, check)
 
@@ -155,18 +132,11 @@ def load_data(p: Plan, data_root: Path | None, cache_dir: Path | None = None) ->
     train_subset, test_subset = resolve_subsets(p.config)
     seed = derive_seed(p.config.seed, "subset")
     # a preset's subset takes at most the data set; an explicit --subset must fit
-    p.train_data = load_split(p.config.dataset, data_root, "train", subset=train_subset,
-                              seed=seed, cache_dir=cache_dir, at_most=p.config.subset is None)
-    p.test_data = load_split(p.config.dataset, data_root, "test", subset=test_subset,
-                             seed=seed, cache_dir=cache_dir,
-                             at_most=p.config.test_subset is None)
-    if p.train_data.classes and p.test_data.classes and \
-            tuple(p.train_data.classes) != tuple(p.test_data.classes):
+    train = load_split(p.config.dataset, data_root, "train", subset=train_subset, seed=seed,
+                       cache_dir=cache_dir, at_most=p.config.subset is None)
+    test = load_split(p.config.dataset, data_root, "test", subset=test_subset, seed=seed,
+                      cache_dir=cache_dir, at_most=p.config.test_subset is None)
+    if train.classes and test.classes and tuple(train.classes) != tuple(test.classes):
         raise ConfigError(f"the training and test splits of {p.config.dataset!r} have different "
-                          f"classes: {list(p.train_data.classes)[:5]} vs "
-                          f"{list(p.test_data.classes)[:5]}")
-    for name, step in (("prune_at", p.config.prune_at), ("rewind step", p.start_step())):
-        if step >= p.total_steps:
-            raise ConfigError(f"{name} {step} is not before the end of training "
-                              f"({p.total_steps} steps)")
-    return p
+                          f"classes: {list(train.classes)[:5]} vs {list(test.classes)[:5]}")
+    return p.with_data(train, test)

@@ -58,8 +58,9 @@ def method_style(name: str) -> tuple[str, str]:
     return color, marker
 
 
-def _after_training(method: str) -> bool:
-    return method in METHODS and METHODS.get(method).after_training
+def _linestyle(method: str) -> str:
+    """The method's own line style (baselines after training: dashed)."""
+    return METHODS.get(method).linestyle if method in METHODS else "-"
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
@@ -216,7 +217,7 @@ def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
         for method, offset in zip(methods, _offsets(len(methods))):
             color, marker = method_style(method)
             _curve(ax, g[g["method"] == method], method, color, marker, offset,
-                   linestyle="--" if _after_training(method) else "-")
+                   linestyle=_linestyle(method))
         _dense_line(ax, d)
         _remaining_axis(ax, g["sparsity"])
         _legend(ax, d, loc="center left", bbox_to_anchor=(1.02, 0.5))

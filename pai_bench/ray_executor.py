@@ -29,6 +29,7 @@ Ray is an optional extra (``pip install -e '.[ray]'``), imported here only, and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -36,7 +37,8 @@ from pathlib import Path
 
 from pai_bench import paths
 from pai_bench.errors import ConfigError, PaiBenchError
-from pai_bench.executors import Executor, Job
+from pai_bench.executors import Executor
+from pai_bench.options import RunOptions
 from pai_bench.worker import run_one
 
 MAX_RETRIES = 3                # worker deaths survived per run; each retry resumes the run
@@ -54,14 +56,13 @@ def require_ray():
     return ray
 
 
-def run_task(config, data_root: str, results_dir: str, device: str, threads: int,
-             plugins: tuple[str, ...], eval_every: int = 1) -> dict:
+def run_task(config, options: RunOptions) -> dict:
     """The body of a run's Ray task: ``run_one`` on the shared results folder."""
-    results = Path(results_dir)
+    results = Path(options.results_dir)
     if not results.is_dir():
         raise PaiBenchError(f"results folder {results} not found on node {socket.gethostname()}: "
                             "--executor ray needs it on a filesystem shared by every node")
-    return run_one(config, data_root, results_dir, device, threads, plugins, eval_every)
+    return run_one(config, options)
 
 
 class RayExecutor(Executor):
@@ -76,19 +77,17 @@ class RayExecutor(Executor):
                               "are the cluster's CPUs divided by --threads")
         return f"on the Ray cluster at {self.address or 'the default address'}"
 
-    def run(self, todo, job: Job, on_finish, say=print) -> None:
-        run(todo, data_root=job.data_root, results_dir=job.results_dir, device=job.device,
-            threads=job.threads or 1, plugins=job.plugins, address=self.address,
-            on_finish=on_finish, say=say, eval_every=job.eval_every,
+    def run(self, todo, options: RunOptions, on_finish, say=print) -> None:
+        run(todo, options, address=self.address, on_finish=on_finish, say=say,
             gpus=1 / self.runs_per_gpu if self.runs_per_gpu else 1)
 
 
-def run(todo: list, *, data_root, results_dir, device: str, threads: int,
-        plugins: tuple[str, ...], address: str | None, on_finish, say=print,
-        eval_every: int = 1, gpus: float = 1) -> None:
-    """Run every config of ``todo`` as a Ray task; ``on_finish(config, summary, t0)`` per run,
-    in the order they finish. ``address``: ``HOST:PORT`` of the head node; None means Ray's
-    default ($RAY_ADDRESS, else a cluster started on this machine, else a new local one)."""
+def run(todo: list, options: RunOptions, *, address: str | None, on_finish, say=print,
+        gpus: float = 1) -> None:
+    """Run every config of ``todo`` as a Ray task with ``options`` (a worker's);
+    ``on_finish(config, summary, t0)`` per run, in the order they finish. ``address``:
+    ``HOST:PORT`` of the head node; None means Ray's default ($RAY_ADDRESS, else a cluster
+    started on this machine, else a new local one)."""
     if not todo:
         return
     ray = require_ray()
@@ -99,19 +98,23 @@ def run(todo: list, *, data_root, results_dir, device: str, threads: int,
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise ConfigError(f"cannot connect to the Ray cluster at {address}: {e}") from None
     try:
-        gpus = gpus if device.startswith("cuda") else 0  # a fraction: runs share a GPU
+        threads = options.threads or 1
+        gpus = gpus if options.device.startswith("cuda") else 0  # a fraction: runs share a GPU
         say(f"[pai-bench] Ray cluster: {_describe(ray.nodes())}")
         _check_feasible(ray.nodes(), threads, gpus)
         remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=MAX_RETRIES,
                             retry_exceptions=False)(run_task)
-        results = Path(results_dir).resolve()
+        results = Path(options.results_dir).resolve()
         results.mkdir(parents=True, exist_ok=True)
-        args = (str(Path(data_root).resolve()), str(results), "cuda" if gpus else device,
-                threads, tuple(plugins), eval_every)
+        # Ray gives each task its GPU as CUDA_VISIBLE_DEVICES: every device name is "cuda"
+        task_options = dataclasses.replace(
+            options, results_dir=results, data_root=Path(options.data_root).resolve(),
+            device="cuda" if gpus else options.device, threads=threads,
+            cache_dir=None)  # a node's own decoded-image cache
         refs = {}
         for c in todo:
             name = TASK_PREFIX + paths.run_dir(results, c).name
-            refs[remote.options(name=name).remote(c, *args)] = (c, time.perf_counter())
+            refs[remote.options(name=name).remote(c, task_options)] = (c, time.perf_counter())
         remaining = list(refs)
         while remaining:
             done, remaining = ray.wait(remaining, num_returns=1)

@@ -3,14 +3,13 @@
 Modelled on torchvision's ``_api.py``: registering a name twice is an error, and asking for an
 unknown name is an error that lists the valid ones.
 
-Example::
+An entry carries its own name (a spec's ``name`` field, a class's ``name`` attribute), so a
+name is written once. Example::
 
     MODELS = Registry("model")
+    MODELS.register(ModelSpec(name="mlp", build=build_mlp, ...))
 
-    @MODELS.register("mlp")
-    def mlp(...): ...
-
-    MODELS.get("mlp")        # the builder
+    MODELS.get("mlp")        # the spec
     MODELS.get("mpl")        # ConfigError: unknown model 'mpl'; valid models: mlp
 """
 
@@ -34,13 +33,9 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
 
-    def register(self, name: str, obj: T | None = None):
-        """Register ``obj`` under ``name``; without ``obj``, return a decorator."""
-        if obj is None:
-            def decorator(o: T) -> T:
-                self.register(name, o)
-                return o
-            return decorator
+    def register(self, obj: T) -> T:
+        """Register ``obj`` under its own ``name``; returns it (usable as a class decorator)."""
+        name = getattr(obj, "name", None)
         if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ConfigError(f"a {self.kind} name must be letters, digits, '_', '-' or '.' "
                               f"(not starting with '.' or '-'), got {name!r}")
@@ -70,5 +65,12 @@ class Registry(Generic[T]):
         return len(self._entries)
 
     def unregister(self, name: str) -> None:
-        """Remove ``name`` (for tests that register throw-away entries)."""
+        """Remove ``name`` (the ``registry`` test fixture removes what a test registered)."""
         self._entries.pop(name, None)
+
+    def snapshot(self) -> dict[str, T]:
+        """The entries now, for ``restore`` (tests that register throw-away entries)."""
+        return dict(self._entries)
+
+    def restore(self, entries: dict[str, T]) -> None:
+        self._entries = dict(entries)

@@ -21,10 +21,13 @@ def results_folder(results_dir: Path | str) -> Path:
 
 
 def tables(results_dir: Path | str, out: Path | str, latex: bool = False,
-           configs=None) -> str:
+           configs=None, *, findings=None, margin_points: float | None = None) -> str:
     """Write every table of the runs under ``results_dir`` (only those of ``configs`` if given)
-    to ``out`` as CSV and Markdown (and LaTeX); return the Markdown."""
-    return write_tables(build_tables(Path(results_dir), configs), Path(out), latex)
+    to ``out`` as CSV and Markdown (and LaTeX); return the Markdown. ``findings`` and
+    ``margin_points`` (δ in accuracy points): what the verdicts ask (``results.verdicts``)."""
+    built = build_tables(Path(results_dir), configs, findings=findings,
+                         margin_points=margin_points)
+    return write_tables(built, Path(out), latex)
 
 
 def figures(results_dir: Path | str, out: Path | str, layer_sparsity: float | None = None,
@@ -41,9 +44,11 @@ def figures(results_dir: Path | str, out: Path | str, layer_sparsity: float | No
 
 
 def write_report(results_dir: Path | str, out: Path | str, latex: bool = True,
-                 configs=None) -> str:
-    """Tables and figures together; returns the tables' Markdown."""
-    text = tables(results_dir, out, latex, configs)
+                 configs=None, *, findings=None, margin_points: float | None = None) -> str:
+    """Tables and figures together; returns the tables' Markdown. An experiment declares its
+    verdicts' margin (``margin_points``, e.g. ``findings.MARGIN_POINTS[scale]``) and findings."""
+    text = tables(results_dir, out, latex, configs, findings=findings,
+                  margin_points=margin_points)
     if not load_runs(results_dir, configs).empty:
         figures(results_dir, out, None, configs)
     return text

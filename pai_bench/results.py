@@ -1,20 +1,25 @@
 """Results as data: every finished run under a results folder as one tidy pandas row, and the
-sanity-check verdicts computed from them.
+verdicts computed from them: every comparison the report makes (a check against its
+unmodified method, a method against random, a method against an after-training baseline),
+answered as its finding asks (``pai_bench.findings``, ``pai_bench.verdicts``).
 """
 
 from __future__ import annotations
 
-import math
-import statistics
+import dataclasses
 import warnings
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from pai_bench import paths
 from pai_bench.artifacts import read_summary
-from pai_bench.config import RunConfig, setting_fields
+from pai_bench.config import RunConfig, fields_of, setting_fields
+from pai_bench.findings import (PAPER_FINDINGS, after_training, default_margin_points,
+                                first_covering, with_margin)
+from pai_bench.verdicts import (INCONCLUSIVE, MIN_SEEDS, answer, detectable_difference, holm,
+                                read, seeds_to_settle)
 
 METRICS = ["status", "test_accuracy", "test_loss", "kept", "prunable", "effective_sparsity",
            "ineffective_kept", "dense_test_accuracy", "seconds", "hash"]
@@ -45,69 +50,149 @@ def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfi
     return pd.DataFrame(rows)
 
 
-def verdicts(runs: pd.DataFrame, alpha: float = 0.05,
-             config_cls: type = RunConfig) -> pd.DataFrame:
-    """Each sanity check against its unmodified method, per cell with >= 2 seeds on each side.
+def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConfig,
+             findings=None, margin_points: float | None = None) -> pd.DataFrame:
+    """Every comparison of ``runs`` with >= 2 finished seeds on each side, answered by the first
+    of ``findings`` (default: ``findings.PAPER_FINDINGS``) that covers it; comparisons no finding
+    covers are left out. ``margin_points``: δ in accuracy points for findings without their own
+    (default: ``findings.default_margin_points``); ``alpha``: for findings without their own.
 
-    Columns: the cell, ``check``, seeds on each side, mean accuracies, ``difference`` (check
-    minus original), its 95% confidence interval (Welch-Satterthwaite degrees of freedom),
-    Welch's t-test ``p_value``, ``p_adjusted`` (Holm, over every comparison of the table) and
-    ``reading`` from the adjusted p: ``no significant difference`` (p_adjusted >= alpha; with a
-    few seeds this is not evidence of sameness), ``better`` or ``worse``. Diverged runs count
-    as missing.
-    """
-    out = []
+    Columns: the setting, ``comparison`` (check, random, after training), ``reference``,
+    ``family`` and ``claim`` (the finding), then ``verdicts.answer``'s (question, margin as a
+    fraction, alpha, seeds per group, accuracies, difference, its 1 - 2α Welch interval, the
+    question's p-value, pooled SD), ``family_size``, ``p_adjusted`` (Holm within the family),
+    ``reading``, ``detectable_difference`` (at 80% power, level α/family_size) and
+    ``seeds_to_settle`` (per group, for inconclusive rows; empty where no number would).
+    Diverged runs count as missing."""
+    points = margin_points if margin_points is not None else default_margin_points(runs)
+    findings = with_margin(PAPER_FINDINGS if findings is None else findings, points)
+    rows = []
+    for c in comparisons(runs, config_cls):
+        a, b = c.pop("a"), c.pop("b")
+        f = first_covering(findings, c["comparison"], c["method"], c["check"], c["prune_at"])
+        if f is None or len(a) < MIN_SEEDS or len(b) < MIN_SEEDS:
+            continue
+        level = f.alpha if f.alpha is not None else alpha
+        rows.append({**c, "family": f.family, "claim": f.claim,
+                     **answer(a, b, f.question, f.margin_points / 100, level)})
+    if not rows:
+        return pd.DataFrame()
+    rank = {family: i for i, family in enumerate(dict.fromkeys(f.family for f in findings))}
+    table = pd.DataFrame(rows).sort_values("family", key=lambda s: s.map(rank), kind="stable")
+    return _adjust(table.reset_index(drop=True))  # one finding's rows together, in its order
+
+
+def _adjust(table: pd.DataFrame) -> pd.DataFrame:
+    """Holm within each family, then the reading and the power columns of every row."""
+    table["family_size"] = table.groupby("family")["p_value"].transform("size")
+    adjusted = pd.Series(index=table.index, dtype=float)
+    for idx in table.groupby("family").groups.values():
+        adjusted[idx] = holm(table.loc[idx, "p_value"])
+    table["p_adjusted"] = adjusted
+    table["reading"] = [read(q, p, a) for q, p, a in
+                        zip(table["question"], table["p_adjusted"], table["alpha"])]
+    rows = table.to_dict("records")
+    table["detectable_difference"] = [detectable_difference(
+        r["seeds"], r["seeds_reference"], r["sd_pooled"], r["question"], r["alpha"],
+        r["family_size"]) for r in rows]
+    table["seeds_to_settle"] = pd.array([seeds_to_settle(
+        r["difference"], r["sd_pooled"], r["question"], r["margin"], r["alpha"],
+        r["family_size"]) if r["reading"] == INCONCLUSIVE else None for r in rows], dtype="Int64")
+    return table
+
+
+def subject_fields(config_cls: type = RunConfig) -> list[str]:
+    """The pruning fields that make a method's run what it is (method, check, prune_at,
+    rounds, ...): every pruning field but the sparsity and scope, which compared runs share."""
+    return [f.name for f in fields_of(config_cls, ("pruning",))
+            if f.name not in ("sparsity", "scope")]
+
+
+def comparisons(runs: pd.DataFrame, config_cls: type = RunConfig) -> list[dict]:
+    """Every comparison the report makes, as {setting fields, comparison, reference, a, b}
+    (a, b: the finished seeds' accuracies, compared and reference): each check against its
+    unmodified method; each unmodified method at initialization against random pruning at
+    step 0 and against each unmodified after-training baseline, in the same setting."""
     done = runs[runs["status"] == "finished"] if len(runs) else runs
-    # a cell: the configuration's one definition of a setting, less the check it compares
+    if not len(done):
+        return []
+    out = []
     keys = [c for c in setting_fields(config_cls, exclude=("seed", "check")) if c in done.columns]
     for cell, group in done.groupby(keys, dropna=False, sort=True):
-        base = group.loc[group["check"] == "none", "test_accuracy"].astype(float).tolist()
+        base = _accuracies(group[group["check"] == "none"])
+        fields = dict(zip(keys, cell))
         for check, sub in group[group["check"] != "none"].groupby("check"):
-            acc = sub["test_accuracy"].astype(float).tolist()
-            if len(base) < 2 or len(acc) < 2:
+            out.append({**fields, "check": check, "comparison": "check",
+                        "reference": f"{_label(fields, config_cls)}, unmodified",
+                        "a": _accuracies(sub), "b": base})
+    subject = [c for c in subject_fields(config_cls) if c in done.columns]
+    shared = [c for c in setting_fields(config_cls, exclude=("seed", *subject))
+              if c in done.columns]
+    for cell, group in done[done["check"] == "none"].groupby(shared, dropna=False, sort=True):
+        runs_of = {key: sub for key, sub in group.groupby(subject, dropna=False, sort=True)}
+        named = {key: dict(zip(subject, key)) for key in runs_of}
+        refs = [("random", k) for k, s in named.items()
+                if s["method"] == "random" and _unmodified(s, config_cls, ("method",))]
+        refs += [("after training", k) for k, s in named.items()
+                 if after_training(s["method"]) and s["prune_at"] == 0]
+        for key, s in named.items():
+            if after_training(s["method"]):
                 continue
-            out.append({**dict(zip(keys, cell)), "check": check, **compare(acc, base, alpha)})
-    for row, p in zip(out, holm([row["p_value"] for row in out])):
-        row["p_adjusted"] = p
-        row["reading"] = reading(row["difference"], p, alpha)
-    return pd.DataFrame(out)
+            for kind, ref in refs:
+                if ref != key:
+                    out.append({**dict(zip(shared, cell)), **s, "comparison": kind,
+                                "reference": _label(named[ref], config_cls),
+                                "a": _accuracies(runs_of[key]), "b": _accuracies(runs_of[ref])})
+    return out
 
 
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm's step-down adjustment for ``len(pvalues)`` comparisons, in the input order.
+def _accuracies(rows: pd.DataFrame) -> list[float]:
+    return rows["test_accuracy"].astype(float).tolist()
 
-    With the p-values sorted ascending, p_(k) becomes ``max_{j <= k} min(1, (m - j + 1) p_(j))``
-    (k counted from 1): it controls the family-wise error rate at the chosen alpha."""
-    m = len(pvalues)
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda i: pvalues[i])):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
+
+def _unmodified(fields: dict, config_cls: type, but: tuple[str, ...] = ()) -> bool:
+    """Whether every subject field in ``fields`` (but ``but``) is at its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    return all(_is_default(v, defaults[k]) for k, v in fields.items()
+               if k in defaults and k not in but)
+
+
+def _is_default(value, default) -> bool:
+    if default is None or default == ():  # None and () are NaN and "" in the table
+        return value is None or value == "" or (not isinstance(value, str) and pd.isna(value))
+    return value == default
+
+
+def _label(fields: dict, config_cls: type) -> str:
+    """A method and its non-default subject fields but the check: "ltr", "ltr rounds=5"."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    extra = [f"{k}={v}" for k, v in fields.items() if k in subject_fields(config_cls)
+             and k not in ("method", "check") and not _is_default(v, defaults[k])]
+    return " ".join([str(fields["method"]), *extra])
 
 
 def reading(difference: float, p: float, alpha: float = 0.05) -> str:
+    """The two-sided reading of ``compare``: "better" or "worse" when p < alpha, else "no
+    significant difference" (with few seeds, not evidence of sameness: ``verdicts`` asks the
+    directional questions that can say "not worse")."""
     if p >= alpha:
         return "no significant difference"
     return "better" if difference > 0 else "worse"
 
 
 def compare(a: list[float], b: list[float], alpha: float = 0.05) -> dict:
-    """Welch's comparison of mean(a) - mean(b), with a 95% confidence interval."""
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    va = statistics.variance(a) if len(a) > 1 else 0.0  # exact: no cancellation warnings
-    vb = statistics.variance(b) if len(b) > 1 else 0.0
-    se = math.sqrt(va / len(a) + vb / len(b))
-    diff = ma - mb
-    if se == 0:
-        p, half = (1.0 if diff == 0 else 0.0), 0.0
+    """The two-sided question "do mean(a) and mean(b) differ?": Welch's t-test (statsmodels,
+    unequal variances) with a 1 - alpha interval. Kept for callers that ask it; the report asks
+    its findings' directional questions (``verdicts``)."""
+    cm = CompareMeans(DescrStatsW(a), DescrStatsW(b))
+    diff = float(cm.d1.mean - cm.d2.mean)
+    if cm.std_meandiff_separatevar == 0:
+        p, low, high = (1.0 if diff == 0 else 0.0), diff, diff
     else:
-        dof = se**4 / ((va / len(a)) ** 2 / (len(a) - 1) + (vb / len(b)) ** 2 / (len(b) - 1))
-        half = stats.t.ppf(0.975, dof) * se
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return dict(seeds=len(a), seeds_original=len(b), accuracy=ma, accuracy_original=mb,
-                difference=diff, ci_low=diff - half, ci_high=diff + half, p_value=p,
-                reading=reading(diff, p, alpha))
+            p = float(cm.ttest_ind(usevar="unequal")[1])
+            low, high = (float(x) for x in cm.tconfint_diff(alpha=alpha, usevar="unequal"))
+    return dict(seeds=len(a), seeds_original=len(b), accuracy=float(cm.d1.mean),
+                accuracy_original=float(cm.d2.mean), difference=diff, ci_low=low, ci_high=high,
+                p_value=p, reading=reading(diff, p, alpha))

@@ -1,11 +1,15 @@
-"""The pipeline of one run: init -> (dense training) -> score -> mask -> check -> train -> evaluate.
+"""The pipeline of one run: masks -> start weights -> train -> evaluate -> summary.
 
 Each stage writes one artifact in the run's folder and is skipped when its artifact exists,
 which is how a killed run resumes: masks are not recomputed, training continues from the last
 checkpoint, and a finished run returns its stored summary without touching the data. The weights
 a sparse network starts from are never stored: they are a deterministic function of the config
 (the seeded initialization, or a snapshot of the shared dense run, ``pai_bench.dense``).
-Everything that can be wrong with the input is checked before any folder is created.
+
+The pipeline never asks which kind of method it runs: the method answers (``Method.masks``,
+``start_state``, ``start_step``, ``dense_steps``) through the run's ``Stage``, and the levels of
+an iterative baseline are runs of their own, trained first (``pai_bench.chain``). Everything that
+can be wrong with the input is checked before any folder is created.
 """
 
 from __future__ import annotations
@@ -13,24 +17,24 @@ from __future__ import annotations
 import math
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from pai_bench import costs, paths
-from pai_bench.artifacts import read_masks, read_summary, read_training_state, read_weights
+from pai_bench import chain, costs, paths
+from pai_bench.artifacts import read_masks, read_summary, read_training_state
 from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress
 from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
+from pai_bench.device import torch_threads
 from pai_bench.effective import effective_masks, effective_summary
-from pai_bench.errors import ConfigError, RunError
 from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock
 from pai_bench.masks import Masks
-from pai_bench.models import layer_macs, prunable_names
+from pai_bench.options import RunOptions
 from pai_bench.plan import Plan, load_data, make_plan
 from pai_bench.precision import resolve
-from pai_bench.pruning import keep_count
+from pai_bench.scoring import compute_masks
 from pai_bench.seeding import generator
 from pai_bench.train import Diverged, evaluate, train
 
@@ -41,80 +45,100 @@ def stored_summary(config: RunConfig, results_dir: Path) -> dict | None:
                         type(config))
 
 
-def execute(config: RunConfig, *, data_root: Path | None, results_dir: Path,
-            device: torch.device = torch.device("cpu"), cache_dir: Path | None = None,
-            progress: bool = True, log=print, callbacks: tuple = (),
-            eval_every: int = 1, loggers: tuple[str, ...] = ()) -> dict:
+def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> dict:
     """Run ``config`` to completion (or return its stored summary) and return the summary.
 
-    Another process asking for the same run waits for it (a lock beside the run's folder) and
-    then returns its stored summary: a run is never trained twice at once. ``precision="auto"``
-    is resolved for ``device`` first: the run is named by the precision it uses.
-
+    ``options``: where and how (``RunOptions``; made concrete here if they are not yet).
     ``callbacks``: ``pai_bench.train.Callback`` objects added to the sparse network's training
-    loop. ``eval_every``: evaluate the test set every that many epochs into ``metrics.csv``
-    (0: only the final evaluation). ``loggers``: names of ``callbacks.LOGGERS`` that also get
-    the epoch rows ("tensorboard": ``<run>/tensorboard/``). None is part of the run's
-    identity."""
-    for name in loggers:
-        if name not in LOGGERS:
-            raise ConfigError(f"unknown logger {name!r}; valid loggers: {', '.join(LOGGERS)}")
-    config = resolve(config, device)
-    p = make_plan(config)
-    done = stored_summary(config, results_dir)
+    loop. ``precision="auto"`` is resolved for the device first: the run is named by the
+    precision it uses. Another process asking for the same run waits for it and returns its
+    stored summary: a run is never trained twice at once."""
+    options = options.resolved()
+    config = resolve(config, options.torch_device)
+    return execute_plan(make_plan(config), options, callbacks)
+
+
+def execute_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:
+    """``execute`` for a plan made at the entry point (``options`` concrete): the stored
+    summary, or the data loaded, the levels above it trained, and the run."""
+    done = stored_summary(plan.config, options.results_dir)
     if done is not None:
         return done
-    load_data(p, data_root, cache_dir)  # before anything is written: bad data writes nothing
-    return run_plan(p, results_dir, device, progress, log, tuple(callbacks), eval_every,
-                    tuple(loggers))
+    plan = load_data(plan, options.data_root, options.cache_dir)  # bad data writes nothing
+    for level in chain.ancestors(plan):  # an iterative baseline's levels, top level first
+        run_plan(plan.level(level), options)
+    return run_plan(plan, options, tuple(callbacks))
 
 
-def run_plan(p: Plan, results_dir: Path, device, progress: bool = True, log=print,
-             callbacks: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> dict:
-    """``execute`` for a plan with its data loaded: the stored summary, or the run, under the
-    run's lock."""
-    rdir = paths.run_dir(results_dir, p.config)
-    with file_lock(paths.lock_file(rdir)):
-        done = stored_summary(p.config, results_dir)  # finished while this one waited
+def run_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:
+    """The stored summary of ``plan`` (data loaded), or the run, under the run's lock."""
+    rdir = paths.run_dir(options.results_dir, plan.config)
+    with torch_threads(options.threads), file_lock(paths.lock_file(rdir)):
+        done = stored_summary(plan.config, options.results_dir)  # finished while we waited
         if done is not None:
             return done
-        return _execute(p, rdir, results_dir, device, progress, log, callbacks, eval_every,
-                        loggers)
+        return _execute(plan, options, rdir, callbacks)
 
 
-def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log,
-             callbacks: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> dict:
-    config = p.config
-    dense = DenseRun(p, results_dir, device, progress, log, keep=(p.start_step(),))
+@dataclass
+class Stage:
+    """What the run's method may use (``pai_bench.methods.base.Stage``): the network along the
+    shared dense run, scoring with the run's scope, check and seed, and the level above."""
 
-    def run_parent(parent: Plan) -> dict:  # the previous level of an iterative baseline
-        return run_plan(parent, results_dir, device, progress, log, (), eval_every, loggers)
+    plan: Plan
+    options: RunOptions
+    dense: DenseRun
+
+    def model_at(self, step: int) -> torch.nn.Module:
+        """The network after ``step`` steps of dense training (step 0: the initialization)."""
+        model = self.plan.build_model()
+        if step:
+            model.load_state_dict(self.dense.state_at(step))
+        return model
+
+    def score(self, scorer, model, density: float, rounds: int, current: Masks | None = None):
+        p = self.plan
+        return compute_masks(scorer, model, density=density, rounds=rounds,
+                             scope=p.config.scope, current=current, lowest=p.check.invert,
+                             data=p.train_data if scorer.needs_data else None,
+                             num_classes=p.num_classes, input_shape=p.input_shape,
+                             generator=generator(p.config.seed, "score"),
+                             device=self.options.torch_device)
+
+    def previous_level(self):
+        return chain.previous_level(self.plan, self.dense, self.options.results_dir)
+
+    def trained_state(self) -> dict:
+        return chain.trained_state(self.plan, self.dense, self.options.results_dir)
+
+
+def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict:
+    config, device = p.config, options.torch_device
+    stage = Stage(p, options, DenseRun(p, options, keep=(p.start_step,)))
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
-    masks, rounds, eff = masks_stage(p, dense, rdir, results_dir, device, log, run_parent)
-    model = p.build_model()
+    model = p.build_model()  # the network that trains; its initial weights are "init"'s
+    masks, eff = masks_stage(stage, rdir, model)
     status, error = "finished", None
     try:
-        train_stage(p, model, masks, lambda: start_weights(p, dense, results_dir), rdir,
-                    device, progress, callbacks, eval_every, loggers)
+        train_stage(stage, model, masks, rdir, callbacks)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
             raise Diverged(p.total_steps, metrics["loss"], "the final evaluation")
     except Diverged as e:
         status, error, metrics = "diverged", str(e), {"accuracy": None, "loss": None}
-        log(f"[pai-bench] {e}: recorded as diverged")
+        options.say(f"[pai-bench] {e}: recorded as diverged")
     summary = dict(config=config.to_dict(), hash=config.hash(), status=status, error=error,
                    test_accuracy=metrics["accuracy"], test_loss=metrics["loss"],
                    sparsity=masks.sparsity(), kept=masks.kept(), prunable=masks.total(),
                    collapsed_layers=[r["name"] for r in masks.layer_report() if r["collapsed"]],
                    **effective_summary(masks, eff),
                    train_examples=len(p.train_data), test_examples=len(p.test_data),
-                   start_step=p.start_step(), total_steps=p.total_steps,
-                   pruning_rounds=p.rounds,
+                   start_step=p.start_step, total_steps=p.total_steps, pruning_rounds=p.rounds,
                    seconds=round(time.perf_counter() - t0, 2),
-                   dense_test_accuracy=dense_accuracy(dense, p.is_baseline),
-                   cost=cost_of(p, rounds + [masks]))
+                   dense_test_accuracy=dense_accuracy(stage),
+                   cost=cost_of(p, [*chain.level_masks(p, options.results_dir), masks]))
     if status == "finished":  # the trained sparse network, loadable with weights_only=True
         atomic_save_torch(model.state_dict(), rdir / paths.WEIGHTS)
     atomic_write_json(rdir / paths.SUMMARY, summary)
@@ -122,142 +146,80 @@ def _execute(p: Plan, rdir: Path, results_dir: Path, device, progress: bool, log
     return summary
 
 
-def masks_stage(p: Plan, dense: DenseRun, rdir: Path, results_dir: Path, device, log,
-                run_parent):
-    """The run's final masks (after the check), the masks of the earlier levels of an iterative
-    baseline, and the effective masks (``pai_bench.effective``) of the final ones."""
-    path = rdir / paths.MASKS
-    masks = read_run_masks(p, path)
+def masks_stage(stage: Stage, rdir: Path, model) -> tuple[Masks, Masks]:
+    """The run's final masks (the method's, after the check) and their effective masks
+    (``pai_bench.effective``); ``model``: the run's network (only its structure is read)."""
+    p, path = stage.plan, rdir / paths.MASKS
+    masks = read_masks(path, p.facts, p.kept)
     if masks is None:
-        source = paths.method_masks_dir(results_dir, p.mask_source())
-        method_masks = shared_method_masks(p, dense, source, device, log, results_dir, run_parent)
+        method_masks = shared_method_masks(stage)
         masks = p.check.masks(method_masks, generator(p.config.seed, "shuffle"))
-        eff = effective_masks(p.build_model(), masks, p.input_shape)
+        eff = effective_masks(model, masks, p.input_shape)
         masks.save(path, eff)
-    else:
-        eff = effective_masks(p.build_model(), masks, p.input_shape)
-    return masks, level_masks(p, results_dir), eff
+        return masks, eff
+    return masks, effective_masks(model, masks, p.input_shape)
 
 
-def read_run_masks(p: Plan, path: Path, density: float | None = None,
-                   model: torch.nn.Module | None = None) -> Masks | None:
-    """Stored final masks of ``p`` (or of a level of ``p``'s chain at ``density``): the model's
-    prunable weights, the expected kept count. ``model``: ``p``'s network, if already built."""
-    model = model if model is not None else p.build_model()
-    names = prunable_names(model)
-    total = sum(dict(model.named_parameters())[n].numel() for n in names)
-    density = p.config.density if density is None else density
-    return read_masks(path, model, names, keep_count(total, density))
-
-
-def level_masks(p: Plan, results_dir: Path) -> list[Masks]:
-    """The stored masks of the levels above ``p`` in its baseline's chain, top level first."""
-    found, config, model = [], p.config, None
-    while p.is_baseline and (config := p.method.parent(config)) is not None:
-        model = model if model is not None else p.build_model()  # one for the whole chain
-        masks = read_run_masks(p, paths.run_dir(results_dir, config) / paths.MASKS,
-                               config.density, model)
-        if masks is not None:
-            found.append(masks)
-    return found[::-1]
-
-
-def previous_level(p: Plan, dense: DenseRun, results_dir: Path, run_parent):
-    """The trained network a baseline prunes, and its survivors (None: every weight): the dense
-    network, or the previous level's stored run, run first if it is not stored yet."""
-    config = p.method.parent(p.config)
-    if config is None:
-        return p.model_at(dense, p.total_steps), None
-    parent = make_plan(config)
-    parent.train_data, parent.test_data = p.train_data, p.test_data  # the same data groups
-    summary = run_parent(parent)
-    rdir = paths.run_dir(results_dir, config)
-    if summary["status"] != "finished":
-        raise RunError(f"the previous level of this run, {rdir.name} (sparsity "
-                       f"{config.sparsity}), {summary['status']}: it has no trained survivors "
-                       f"to prune")
-    model = p.build_model()
-    state = read_weights(rdir / paths.WEIGHTS, model)
-    masks = read_run_masks(parent, rdir / paths.MASKS, model=model)
-    if state is None or masks is None:
-        raise RunError(f"the previous level of this run, {rdir}, is finished but its "
-                       f"{paths.WEIGHTS} or {paths.MASKS} is missing or invalid; delete that "
-                       f"folder to train the level again")
-    model.load_state_dict(state)
-    return model, masks
-
-
-def start_weights(p: Plan, dense: DenseRun, results_dir: Path) -> dict:
-    """``Plan.start_state``; a level of a baseline that starts from trained weights starts from
-    its previous level's (learning-rate rewinding, Renda et al. 2020: each cycle retrains the
-    weights the last one trained), the first level from the dense network's."""
-    parent = p.method.parent(p.config) if p.is_baseline else None
-    if parent is None or p.method.start != "trained":
-        return p.start_state(dense)
-    return p.start_state(dense, read_weights(paths.run_dir(results_dir, parent) / paths.WEIGHTS,
-                                             p.build_model()))
-
-
-def shared_method_masks(p: Plan, dense: DenseRun, folder: Path, device, log, results_dir: Path,
-                        run_parent) -> Masks:
+def shared_method_masks(stage: Stage) -> Masks:
     """The method's masks before the check, computed once per ``Plan.mask_source`` and kept in
-    ``folder`` (``paths.method_masks_dir``): the runs of the checks that change only weights or
-    positions (none, shuffle, reinit) read the same masks instead of scoring three times."""
+    ``paths.method_masks_dir``: the runs of the checks that change only weights or positions
+    (none, shuffle, reinit) read the same masks instead of scoring three times."""
+    p = stage.plan
+    folder = paths.method_masks_dir(stage.options.results_dir, p.mask_source())
     path = folder / paths.MASKS
-    trained = survivors = None
-    if p.is_baseline and read_run_masks(p, path) is None:
-        # outside the lock: the previous level may take a whole training
-        trained, survivors = previous_level(p, dense, results_dir, run_parent)
     with file_lock(paths.lock_file(folder)):
-        if read_run_masks(p, path) is None:
+        masks = read_masks(path, p.facts, p.kept)
+        if masks is None:
             t0 = time.perf_counter()
-            if p.is_baseline:
-                if trained is None:  # stored a moment ago, then found invalid
-                    trained, survivors = previous_level(p, dense, results_dir, run_parent)
-                masks = p.method.masks(p, trained, survivors, device)
-            else:
-                masks = p.score_masks(p.method, p.model_at(dense, p.config.prune_at),
-                                      p.config.density, p.rounds, device)
+            masks = p.method.masks(stage)
             masks.save(path)
-            log(f"[pai-bench] masks from {p.config.method} in {time.perf_counter() - t0:.1f} s")
-        return Masks.load(path)
+            stage.options.say(f"[pai-bench] masks from {p.config.method} in "
+                              f"{time.perf_counter() - t0:.1f} s")
+        return masks
 
 
-def train_stage(p: Plan, model, masks: Masks, initial, rdir: Path, device, progress,
-                extra: tuple = (), eval_every: int = 1, loggers: tuple = ()) -> None:
-    state = read_training_state(rdir / paths.CHECKPOINT, model, p.start_step(),
-                                p.total_steps - 1)
+def train_stage(stage: Stage, model, masks: Masks, rdir: Path, extra: tuple = ()) -> None:
+    """Train ``model`` from the checkpoint, else from the method's start weights with the
+    check applied, to the end of the schedule."""
+    p, options = stage.plan, stage.options
+    device = options.torch_device
+    state = read_training_state(rdir / paths.CHECKPOINT, p.facts, p.start_step, p.total_steps - 1)
     if state is None:
-        model.load_state_dict(initial())
-        start, opt_state, rows = p.start_step(), None, []
+        start_state = p.method.start_state(stage)
+        model.load_state_dict(p.check.weights(start_state,
+                                              lambda: p.build_model("reinit").state_dict()))
+        start, opt_state, rows = p.start_step, None, []
     else:
         model.load_state_dict(state["model"])
         start, opt_state, rows = state["step"], state["optimizer"], state.get("rows", [])
+
     def test(m):
         return evaluate(m, p.test_data, device=device, precision=p.config.precision)
-    metrics = MetricRows(rdir / paths.METRICS, rows, test, eval_every)
-    callbacks = [Progress(p.config.method, progress), metrics,
-                 *(LOGGERS[name](rdir / paths.LOGS, metrics) for name in loggers),
+    metrics = MetricRows(rdir / paths.METRICS, rows, test, options.eval_every)
+    callbacks = [Progress(p.config.method, options.progress), metrics,
+                 *(LOGGERS.get(name)(rdir / paths.LOGS, metrics) for name in options.loggers),
                  Checkpointer(rdir / paths.CHECKPOINT, metrics), *extra]
     train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks, device=device,
           start_step=start, optimizer_state=opt_state, callbacks=callbacks,
           precision=p.config.precision, compile=p.config.compile)
 
 
-def dense_accuracy(dense: DenseRun, train_if_missing: bool) -> float | None:
-    """The dense network's test accuracy: evaluated once for baselines (which trained it)."""
-    if train_if_missing:
-        return dense.summary()["test_accuracy"]
-    summary = dense.stored_summary()
+def dense_accuracy(stage: Stage) -> float | None:
+    """The dense network's test accuracy: evaluated once for the runs built on the fully
+    trained network (which trained it), read if stored for the others."""
+    p = stage.plan
+    if p.method.dense_steps(p) >= p.total_steps:
+        return stage.dense.summary()["test_accuracy"]
+    summary = stage.dense.stored_summary()
     return summary["test_accuracy"] if summary is not None else None
 
 
 def cost_of(p: Plan, round_masks: list[Masks]) -> dict:
-    macs = layer_macs(p.build_model(), p.input_shape)
-    bs, spe = p.recipe.batch_size, p.spe
-    dense_steps = p.total_steps if p.is_baseline else p.config.prune_at
-    dense = [costs.phase(dense_steps, bs, spe, costs.forward_macs(macs))]
-    sparse = [costs.phase(p.total_steps - p.start_step(), bs, spe, costs.forward_macs(macs, m))
+    """Training epochs and MACs of the run, the dense training it builds on and every level of
+    its chain included (``pai_bench.costs``)."""
+    macs, bs, spe = p.facts.macs, p.recipe.batch_size, p.spe
+    dense = [costs.phase(p.method.dense_steps(p), bs, spe, costs.forward_macs(macs))]
+    sparse = [costs.phase(p.total_steps - p.start_step, bs, spe, costs.forward_macs(macs, m))
               for m in round_masks]
     return costs.summarize(dense, sparse, macs, round_masks[-1])
 

@@ -4,11 +4,15 @@ The caller's model is never modified: scoring happens on a private copy whose we
 restored from the original, with the current masks applied, before every round, so a scorer may
 change parameters, modes and gradients freely, and a stale ``.grad`` left by earlier training can
 never leak into a score (the reference code leaks it into GraSP and SynFlow, docs/protocol.md).
+
+Scoring runs on ``SCORING_THREADS`` torch CPU threads, whatever the caller's setting, so that
+the same seed gives the same masks on any machine and any ``--threads`` (``fixed_threads``).
 """
 
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -19,6 +23,30 @@ from pai_bench.models import prunable_names
 from pai_bench.pruning import exponential_schedule, fixed_layer_masks, threshold
 
 
+# torch intra-op CPU threads while scoring. One: on CPUs every reduction then adds in one order.
+SCORING_THREADS = 1
+
+
+@contextmanager
+def fixed_threads(threads: int = SCORING_THREADS):
+    """Run the block on ``threads`` torch CPU threads, then restore the caller's count.
+
+    Why: a CPU reduction (the batch sum of a convolution's weight gradient, a matrix product) is
+    cut into one partial sum per thread, and float addition is not associative, so scores on 1
+    and on 2 threads differed in their last bits. A threshold at 98% sparsity falls among many
+    near-equal scores, and ProsPr's 3 SGD steps or 60 rounds of iterative SNIP amplify the bits
+    into different masks (issue 25, #13). With the thread count fixed, every sum has one order.
+    The cost is scoring time on a many-core CPU (docs/protocol.md); training keeps its threads.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@fixed_threads()  # a new context for every call (contextlib's ContextDecorator)
 def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator: torch.Generator,
                   num_classes: int, input_shape: tuple[int, int, int], data=None,
                   rounds: int | None = None, scope: str = "global", current: Masks | None = None,
@@ -27,9 +55,10 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
 
     After round k the density is ``density ** (k / rounds)``; masks are applied between rounds and
     weights pruned in one round are never brought back, unless the scorer ``revives`` them
-    (FORCE): then every round ranks all the weights of the starting masks. ``rounds=None`` means the method's own
-    ``scorer.default_rounds`` (1, or 100 for SynFlow). ``lowest`` keeps the weights the method
-    ranks lowest (the inversion check).
+    (FORCE): then every round ranks all the weights of the starting masks. ``rounds=None`` means
+    the method's own ``scorer.default_rounds`` (1, or 100 for SynFlow). ``lowest`` keeps the
+    weights the method ranks lowest (the inversion check). Same seed, same masks, on any number
+    of CPU threads: the scoring runs on ``SCORING_THREADS`` (``fixed_threads``).
     """
     rounds = scorer.default_rounds if rounds is None else rounds
     work = copy.deepcopy(model).to(device)

@@ -26,15 +26,15 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from pai_bench import console
 from pai_bench import ray_executor  # noqa: F401  (registers the "ray" executor)
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.executors import EXECUTORS, Job, make_executor
+from pai_bench.executors import EXECUTORS, ExecutorOptions
 from pai_bench.methods import METHODS
+from pai_bench.options import RunOptions
 from pai_bench.plan import make_plan
 from pai_bench.precision import resolve
 from pai_bench.runner import stored_summary
@@ -61,7 +61,7 @@ class SweepSpec:
         out = []
         for method, s, seed, check, k in itertools.product(self.methods, self.sparsities,
                                                            self.seeds, self.checks, self.prune_at):
-            if k and method in METHODS and METHODS.get(method).after_training:
+            if k and method in METHODS and not METHODS.get(method).takes_prune_at:
                 continue
             out.append(RunConfig(method=method, sparsity=s, seed=seed, check=check, prune_at=k,
                                  **self.run))
@@ -108,31 +108,33 @@ def pending(configs: list[RunConfig], results_dir: Path) -> list[RunConfig]:
     return [c for c in configs if stored_summary(c, results_dir) is None]
 
 
-def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device: str = "cpu",
-              workers: int = 1, threads: int | None = 1, plugins: tuple[str, ...] = (),
-              progress: bool = True, say=print, executor: str = "local",
-              ray_address: str | None = None, sized_for: float | None = None,
-              estimate: bool = True, eval_every: int = 1,
-              runs_per_gpu: int | None = None) -> list[dict]:
+def run_sweep(configs: list[RunConfig], options: RunOptions,
+              executor: ExecutorOptions = ExecutorOptions(), sized_for: float | None = None
+              ) -> list[dict]:
     """Run every unfinished config; one progress bar with an ETA and a line per finished run.
 
-    Before starting, says what is left and how long it will take here (``estimate``; a quick
-    measured throughput, compared with ``sized_for`` images/s per worker when given).
-
-    ``executor``: a name of ``pai_bench.executors.EXECUTORS`` (``"local"``: ``workers``
-    processes here; ``"ray"``: a Ray cluster at ``ray_address``)."""
-    runner = make_executor(executor, workers, ray_address, runs_per_gpu)
+    ``options``: those of every run (a sweep's runs get ``threads`` 1 unless it says, no bars
+    or lines of their own); ``executor``: where they run (``ExecutorOptions``: local
+    processes, or a Ray cluster). Before starting, says what is left and how long it will take
+    here (a quick measured throughput, compared with ``sized_for`` images/s per worker when
+    given)."""
+    options = options.resolved()
+    runner = executor.make()
     where = runner.where()
-    configs = list(dict.fromkeys(resolve(c, device) for c in configs))  # precision "auto"
+    configs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs))
+    if not configs:
+        raise ConfigError("the sweep has no runs: every axis needs at least one value")
     for c in configs:  # every name and option checked before anything runs
         make_plan(c)
-    todo = pending(configs, results_dir)
+    todo = pending(configs, options.results_dir)
+    say = options.say
     say(f"[pai-bench] sweep: {len(configs)} runs, {len(configs) - len(todo)} already done, "
         f"{len(todo)} to run {where}")
-    if estimate and todo:
-        say(console.sweep_estimate(todo, torch.device(device), workers, threads, sized_for,
-                                   Path(results_dir)))
-    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
+    run_options = dataclasses.replace(options, threads=options.threads or 1).for_worker()
+    if todo:
+        say(console.sweep_estimate(todo, options.torch_device, runner.workers,
+                                   run_options.threads, sized_for, options.results_dir))
+    bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not options.progress)
     results = []
 
     def finished(config, summary, t0):
@@ -145,11 +147,11 @@ def run_sweep(configs: list[RunConfig], *, data_root, results_dir: Path, device:
         bar.update(1)
         results.append(summary)
 
-    job = Job(data_root, str(results_dir), device, threads, tuple(plugins), eval_every)
-    runner.run(todo, job, finished, say=bar.write)
+    runner.run(todo, run_options, finished,
+               say=bar.write if options.log is not None else options.say)
     bar.close()
     return results
 
 
 __all__ = ["SweepSpec", "axes", "load_spec", "spec_from_dict", "pending", "run_sweep",
-           "EXECUTORS"]
+           "EXECUTORS", "ExecutorOptions"]

@@ -1,4 +1,4 @@
-"""The results table: mean +- std over seeds, sanity-check verdicts, matching sparsity."""
+"""The results tables: mean +- std over seeds, verdicts per finding, matching sparsity."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pandas as pd
 from pai_bench import paths
 from pai_bench.io import atomic_write_text
 from pai_bench.config import RunConfig, dense_fields, setting_fields
+from pai_bench.findings import caption
+from pai_bench.latex import latex_symbols, latex_text
 from pai_bench.results import load_runs, verdicts
+from pai_bench.verdicts import INCONCLUSIVE
 
 # The columns every accuracy table shows first. The table groups by every field of the setting
 # (``config.setting_fields``: all but the seed); fields other than these are shown, and split
@@ -104,20 +107,7 @@ def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
         out["seeds"] = t["seeds"]
         return out
     if name == "verdicts":
-        out = t[["model", "method"]].copy()
-        out["sparsity (%)"] = t["sparsity"].map(_pct)
-        out["prune at"] = t["prune_at"]
-        out["check"] = t["check"]
-        out["seeds"] = t["seeds"]
-        out["accuracy (%)"] = t["accuracy"].map(_pct)
-        out["original (%)"] = t["accuracy_original"].map(_pct)
-        out["difference (points)"] = [f"{100 * d:+.2f}" for d in t["difference"]]
-        out["95% CI (points)"] = [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]"
-                                  for lo, hi in zip(t["ci_low"], t["ci_high"])]
-        out["p"] = t["p_value"].map(lambda p: f"{p:.3g}")
-        out["p (Holm)"] = t["p_adjusted"].map(lambda p: f"{p:.3g}")
-        out["reading"] = t["reading"]
-        return out
+        return readable_verdicts(t)
     if name == "matching":
         out = t[[c for c in t.columns if c not in ("matching_sparsity", "dense_mean")]].copy()
         out["matching sparsity (%)"] = [
@@ -125,6 +115,34 @@ def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
         out["dense accuracy (%)"] = t["dense_mean"].map(_pct)
         return out
     return t
+
+
+def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table in points: what is compared with what, the finding's question, the
+    numbers behind the reading, and the power (``results.verdicts`` names every column)."""
+    keys = list(t.columns[:list(t.columns).index("comparison")])  # the setting's fields
+    out = t[["model"]].copy()
+    out["sparsity (%)"] = t["sparsity"].map(_pct)
+    for c in keys:  # the other setting fields, where they vary
+        if c not in ("model", "sparsity", "method", "check", "prune_at") \
+                and t[c].nunique(dropna=False) > 1:
+            out[c] = t[c]
+    out["method"], out["check"], out["prune at"] = t["method"], t["check"], t["prune_at"]
+    out["against"], out["family"], out["question"] = t["reference"], t["family"], t["question"]
+    out["seeds"] = [f"{n} / {m}" for n, m in zip(t["seeds"], t["seeds_reference"])]
+    out["accuracy (%)"] = t["accuracy"].map(_pct)
+    out["reference (%)"] = t["accuracy_reference"].map(_pct)
+    out["difference (points)"] = [f"{100 * d:+.2f}" for d in t["difference"]]
+    levels = t["confidence"].unique()
+    ci = f"{100 * levels[0]:g}% CI (points)" if len(levels) == 1 else "CI (points)"
+    out[ci] = [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(t["ci_low"], t["ci_high"])]
+    out["p"] = t["p_value"].map(lambda p: f"{p:.3g}")
+    out["p (Holm)"] = t["p_adjusted"].map(lambda p: f"{p:.3g}")
+    out["reading"] = t["reading"]
+    out["detectable (points)"] = t["detectable_difference"].map(lambda d: f"{100 * d:.2f}")
+    out["seeds to settle"] = [("never" if r == INCONCLUSIVE else "") if pd.isna(n) else str(n)
+                              for n, r in zip(t["seeds_to_settle"], t["reading"])]
+    return out
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -140,15 +158,18 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def build_tables(results_dir: Path, configs=None,
-                 config_cls: type = RunConfig) -> dict[str, pd.DataFrame]:
+def build_tables(results_dir: Path, configs=None, config_cls: type = RunConfig, *,
+                 findings=None, margin_points: float | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of the runs under ``results_dir``; ``findings``, ``margin_points``: the
+    verdicts' (``results.verdicts``: default the paper's findings, δ by scale)."""
     runs = load_runs(results_dir, configs, config_cls)
     if runs.empty:
         return {"runs": runs}
     table = accuracy_table(runs, config_cls)
     dense = dense_table(runs, config_cls)
     return {"runs": runs, "accuracy": table, "dense": dense,
-            "verdicts": verdicts(runs, config_cls=config_cls),
+            "verdicts": verdicts(runs, config_cls=config_cls, findings=findings,
+                                 margin_points=margin_points),
             "matching": matching_sparsity(table, dense)}
 
 
@@ -157,8 +178,8 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, latex: bool = F
     per run, ``results.load_runs``); return the Markdown."""
     parts = []
     titles = {"accuracy": "Test accuracy (mean ± std over seeds)", "dense": "Dense networks",
-              "verdicts": "Sanity checks against the unmodified method (Welch's t-test; p "
-                          "adjusted for every comparison of the table by Holm's method)",
+              "verdicts": "Verdicts: checks against the unmodified method, methods against "
+                          "random and against after-training baselines",
               "matching": "Matching sparsity (the highest sparsity within one std of dense; "
                           "none: no sparsity tested is)"}
     for name, title in titles.items():
@@ -168,10 +189,12 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: Path, latex: bool = F
         shown = readable(name, df)
         atomic_write_text(paths.table_file(out_dir, name, "csv"), df.to_csv(index=False))
         md = markdown(shown)
-        parts.append(f"## {title}\n\n{md}\n")
+        text = caption(df) if name == "verdicts" else None  # what the verdicts mean
+        parts.append(f"## {title}\n\n" + (f"{text}\n\n" if text else "") + f"{md}\n")
         if latex:  # escaped by pandas: _ % & # in names and headers compile
-            atomic_write_text(paths.table_file(out_dir, name, "tex"),
-                              shown.to_latex(index=False, escape=True, float_format="%.4g"))
+            tex = shown.to_latex(index=False, escape=True, float_format="%.4g",
+                                 caption=latex_text(text) if text else None)
+            atomic_write_text(paths.table_file(out_dir, name, "tex"), latex_symbols(tex))
     runs = tables.get("runs")
     if runs is not None and not runs.empty:  # one row per run: every field, metric and cost
         atomic_write_text(paths.table_file(out_dir, "runs", "csv"), runs.to_csv(index=False))

@@ -18,6 +18,7 @@ boundary at the latest.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -173,6 +174,25 @@ def train_step(loop: Loop, x, y, prepared, device, precision, forward=None) -> N
     loop.epoch_correct = loop.epoch_correct + (logits.argmax(1) == y).sum()
     loop.epoch_seen += len(y)
     loop.extra["last_loss"] = value
+
+
+def step_times(model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, *,
+               device: torch.device, precision: str = "fp32", steps: int = 3) -> list[float]:
+    """Seconds of each of ``steps`` training steps (``train_step``, the loop's own) of ``model``
+    on the batch (x, y), waiting for the device after each (throughput estimates: the sweep's
+    time estimate, ``precision="auto"``'s measurement)."""
+    model.to(device)
+    x, y = batch_to(x, device), y.to(device)
+    loop = Loop(model, make_optimizer(model, recipe), recipe, steps_per_epoch=max(steps, 1),
+                step=0, end_step=steps)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        train_step(loop, x, y, None, device, precision)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return times
 
 
 @torch.no_grad()

@@ -76,4 +76,4 @@ for _c in (Check("none", "The method's masks and weights, unmodified"),
            Check("reinit", "Keep the mask, re-sample the weights from the initializer",
                  weights=resample),
            Check("invert", "Keep the lowest-ranked weights instead of the highest", invert=True)):
-    CHECKS.register(_c.name, _c)
+    CHECKS.register(_c)

@@ -11,6 +11,7 @@ from pai_bench.config import RunConfig, dense_config
 from pai_bench.plan import make_plan
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
+from pai_bench.options import RunOptions
 from pai_bench.pruning import global_masks
 
 # mlp on synthetic data: 10 steps per epoch, 30 steps in all; runs take well under a second.
@@ -20,8 +21,8 @@ BASE = dict(model="mlp", dataset="synthetic", epochs=3, batch_size=32, subset=32
 
 def run(tmp_path, **fields):
     config = RunConfig(**{**BASE, **fields})
-    return runner.execute(config, data_root=None, results_dir=tmp_path, progress=False,
-                          log=lambda *a: None), config
+    return runner.execute(config, RunOptions(results_dir=tmp_path, progress=False,
+                                             log=None)), config
 
 
 @pytest.fixture

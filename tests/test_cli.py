@@ -20,7 +20,7 @@ TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-si
     (["--method", "random", "--dataset", "mnist"], "valid datasets: cifar10"),
     (["--method", "random", "--sparsity", "1"], "sparsity must be in [0, 1)"),
     (["--method", "random", "--sparsity", "-0.5"], "sparsity must be in [0, 1)"),
-    (["--method", "random", "--seed", "-3"], "seed must be a non-negative integer"),
+    (["--method", "random", "--seed", "-3"], "seed must be an integer in [0, 4294967295]"),
     (["--method", "random", "--method-arg", "oops"], "KEY=VALUE"),
     (["--method", "random", "--method-arg", "k=1"], "has no option 'k'"),
     (["--method", "random", "--model", "cifar_vgg_16", "--width", "8"], "takes no width"),

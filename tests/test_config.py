@@ -37,7 +37,13 @@ def test_roundtrip_through_dict():
 @pytest.mark.parametrize("bad, match", [
     (dict(sparsity=1.0), "sparsity must be in \\[0, 1\\)"),
     (dict(sparsity=-0.1), "sparsity"),
-    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 4294967295\]"),
+    # seeds past 2**32 - 1 could share streams (seed 0 and 2**63 - 1 did: one run twice)
+    (dict(seed=2**63 - 1), r"seed must be an integer in \[0, 4294967295\]"),
+    (dict(lr=float("inf")), "lr must be a finite number"),
+    (dict(lr=1e308 * 10), "lr must be a finite number"),
+    (dict(method_args=(("samples_per_class", "5"), ("samples_per_class", "6"))),
+     "--method-arg samples_per_class is given 2 times"),
     (dict(preset="fast"), "valid presets: paper, smoke"),
     (dict(epochs=0), "epochs must be a positive integer"),
     (dict(lr=0.0), "lr must be > 0"),

@@ -154,9 +154,9 @@ def test_crop_flip_draws_valid_and_varied_crops():
     padded = F.pad(images, (2, 2, 2, 2))
     seen = set()
     for i in range(64):
-        match = [(t, l, f) for t in range(5) for l in range(5) for f in (0, 1)
-                 if torch.equal(out[i], padded[i, :, t:t + 8, l:l + 8].flip(-1) if f
-                                else padded[i, :, t:t + 8, l:l + 8])]
+        match = [(t, left, f) for t in range(5) for left in range(5) for f in (0, 1)
+                 if torch.equal(out[i], padded[i, :, t:t + 8, left:left + 8].flip(-1) if f
+                                else padded[i, :, t:t + 8, left:left + 8])]
         assert match, f"sample {i} is no crop of its padded image"
         seen.add(match[0])
     assert len(seen) > 20 and {f for _, _, f in seen} == {0, 1}

@@ -17,6 +17,7 @@ from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
 from pai_bench.methods import METHODS, Scorer
 from pai_bench.methods.simple import Magnitude
+from pai_bench.options import RunOptions
 from pai_bench.sanity_checks import shuffle_masks
 from pai_bench.seeding import generator
 
@@ -84,15 +85,14 @@ def test_checks_that_change_weights_or_positions_share_one_scoring(tmp_path, mon
     masks = {}
     for check in ("none", "shuffle", "reinit"):
         config = RunConfig(method="magnitude", check=check, **TINY)
-        runner.execute(config, data_root=None, results_dir=tmp_path, progress=False,
-                       log=lambda *a: None)
+        runner.execute(config, RunOptions(results_dir=tmp_path, progress=False, log=None))
         masks[check] = Masks.load(paths.run_dir(tmp_path, config) / paths.MASKS)
     assert len(calls) == 1  # scored once for three runs
     # the same numbers as scoring for each run: reinit keeps them, shuffle permutes them
     assert masks["reinit"] == masks["none"]
     assert masks["shuffle"] == shuffle_masks(masks["none"], generator(0, "shuffle"))
-    runner.execute(RunConfig(method="magnitude", check="invert", **TINY), data_root=None,
-                   results_dir=tmp_path, progress=False, log=lambda *a: None)
+    runner.execute(RunConfig(method="magnitude", check="invert", **TINY),
+                   RunOptions(results_dir=tmp_path, progress=False, log=None))
     assert len(calls) == 2  # inversion changes the scoring itself: its own masks
 
 

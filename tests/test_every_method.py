@@ -11,7 +11,7 @@ from pai_bench.sanity_checks import CHECKS
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",
         "--subset", "128", "--test-subset", "50", "--sparsity", "0.8", "--no-progress"]
 # "masks" trains a file's masks: tests/test_workflow.py runs it with every check
-BUILTIN = sorted(set(methods.scorer_names()) - {"test_row_sum", "masks"}) + \
+BUILTIN = sorted(set(methods.scorer_names()) - {"masks"}) + \
     methods.baseline_names()
 
 

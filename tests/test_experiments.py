@@ -10,7 +10,7 @@ from pai_bench.plan import make_plan
 
 
 @pytest.mark.parametrize("scale", ["cpu", "paper"])
-@pytest.mark.parametrize("name", sorted(experiments.EXPERIMENTS))
+@pytest.mark.parametrize("name", experiments.EXPERIMENTS.names())
 def test_every_run_of_every_experiment_is_a_valid_plan(name, scale):
     runs = experiments.configs(name, scale)
     assert runs and len(set(runs)) == len(runs)

@@ -175,11 +175,18 @@ def test_holm_adjustment_equals_a_hand_computation():
 def test_verdicts_read_the_adjusted_p(results):
     from pai_bench.results import verdicts
     v = verdicts(load_runs(results))
-    assert {"p_value", "p_adjusted", "reading"} <= set(v.columns)
+    assert {"question", "margin", "alpha", "family", "seeds", "seeds_reference", "p_value",
+            "p_adjusted", "reading", "detectable_difference", "seeds_to_settle"} <= set(v.columns)
     assert (v["p_adjusted"] >= v["p_value"]).all()
-    assert set(v["reading"]) <= {"no significant difference", "better", "worse"}
-    assert all((r == "no significant difference") == (p >= 0.05)
-               for r, p in zip(v["reading"], v["p_adjusted"]))
+    assert set(v["reading"]) <= {"worse", "better", "not worse (within δ)",
+                                 "equivalent (within ±δ)", "inconclusive"}
+    assert all((r == "inconclusive") == (p >= a)
+               for r, p, a in zip(v["reading"], v["p_adjusted"], v["alpha"]))
+    # every comparison the report makes: checks, methods against random and after training
+    assert set(v["comparison"]) == {"check", "random", "after training"}
+    checks = v[v["comparison"] == "check"]
+    assert set(zip(checks["method"], checks["question"])) == {
+        ("random", "not worse"), ("magnitude_after_training", "worse")}
 
 
 def test_runs_csv_has_one_row_per_stored_run(results, tmp_path):

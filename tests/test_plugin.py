@@ -1,45 +1,26 @@
-"""The extension point: a scorer defined in this very file runs end to end through the CLI.
+"""The extension point: a plugin scorer (tests/plugins/) runs end to end through the CLI.
 
-The subprocess imports this file as a plugin (``--plugin test_plugin``), which registers
-``test_row_sum`` by subclassing ``Scorer``; nothing else in the suite knows about it.
+The subprocess imports ``tests/plugins/row_sum_plugin.py`` as a plugin (``--plugin
+row_sum_plugin``), which registers ``test_row_sum`` by subclassing ``Scorer``; nothing else in
+the suite knows about it, and the test process never registers it.
 """
 
 import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from pai_bench.methods import Scorer, ScoringContext
-
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass
-class RowSum(Scorer):
-    """Keep whole output units: each weight scores the |sum| of its unit's incoming weights."""
-
-    name = "test_row_sum"
-    needs_data = False
-    power: float = 1.0
-
-    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
-        params = dict(ctx.model.named_parameters())
-        out = {}
-        for n in ctx.masks:
-            w = params[n].detach()
-            row = w.flatten(1).abs().sum(1) ** self.power
-            out[n] = row.view(-1, *([1] * (w.dim() - 1))).expand_as(w).clone()
-        return out
+PLUGINS = HERE / "plugins"
 
 
 def test_plugin_scorer_runs_through_the_cli_with_a_check(tmp_path):
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{PLUGINS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     for check in ("none", "shuffle"):
-        cmd = [sys.executable, "-m", "pai_bench", "run", "--plugin", "test_plugin",
+        cmd = [sys.executable, "-m", "pai_bench", "run", "--plugin", "row_sum_plugin",
                "--method", "test_row_sum", "--method-arg", "power=2", "--check", check,
                "--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",
                "--subset", "128", "--test-subset", "50", "--sparsity", "0.75", "--no-progress",

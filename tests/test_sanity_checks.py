@@ -12,6 +12,7 @@ from pai_bench.pruning import global_masks
 from pai_bench.results import compare
 from pai_bench.train import train
 from pai_bench.sanity_checks import CHECKS, shuffle_masks
+from pai_bench.options import RunOptions
 
 BASE = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=160,
             test_subset=50)
@@ -57,8 +58,7 @@ def checked_run(tmp_path, method, check, monkeypatch):
         return real(model, data, recipe, **kw)
     monkeypatch.setattr(runner, "train", spy)
     config = RunConfig(method=method, check=check, sparsity=0.8, **BASE)
-    runner.execute(config, data_root=None, results_dir=tmp_path, progress=False,
-                   log=lambda *a: None)
+    runner.execute(config, RunOptions(results_dir=tmp_path, progress=False, log=None))
     return seen
 
 
@@ -95,7 +95,8 @@ def test_effective_sparsity_of_a_hand_built_mlp_mask_with_a_dead_unit():
     assert not eff["fc2.weight"][:, 0].any() and not eff["fc2.weight"][5, :].any()
     report = effective_summary(masks, eff)
     assert report["ineffective_kept"] == stranded
-    assert report["effective_sparsity"] == pytest.approx(1 - (masks.kept() - stranded) / 32_200)  # 1200 + 30000 + 1000 weights
+    # 1200 + 30000 + 1000 weights
+    assert report["effective_sparsity"] == pytest.approx(1 - (masks.kept() - stranded) / 32_200)
 
 
 def test_effective_equals_nominal_for_dense_and_flags_a_collapsed_layer():
@@ -120,6 +121,8 @@ def test_compare_against_scipy_and_a_hand_computation():
     assert r["p_value"] == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
     assert r["difference"] == pytest.approx(0.91 - 0.81333333)
     assert r["ci_low"] < r["difference"] < r["ci_high"] and r["ci_low"] > 0
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=0.95)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((ci.low, ci.high))
     assert r["reading"] == "better"
     assert compare(b, a)["reading"] == "worse"
     assert compare([0.5, 0.6, 0.55], [0.52, 0.58, 0.56])["reading"] == "no significant difference"

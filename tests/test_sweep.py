@@ -13,6 +13,7 @@ import pytest
 from pai_bench.cli import main
 from pai_bench.errors import ConfigError
 from pai_bench.results import load_runs
+from pai_bench.options import RunOptions
 from pai_bench.sweeps import spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +112,7 @@ def test_sweep_from_a_toml_file(tmp_path, capsys):
 
 def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
     from pai_bench.config import RunConfig
-    from pai_bench.executors import Job, LocalExecutor, gpu_slots
+    from pai_bench.executors import LocalExecutor, gpu_slots
     assert gpu_slots(2, 3) == ["cuda:0"] * 3 + ["cuda:1"] * 3
     executor = LocalExecutor(runs_per_gpu=3, device_count=2)  # a faked machine with 2 GPUs
     assert executor.workers == 6 and "3 run(s) on each of 2 GPU(s)" in executor.where()
@@ -124,7 +125,7 @@ def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
     configs = [RunConfig(method="random", seed=s, model="mlp", dataset="synthetic", epochs=1,
                          batch_size=32, subset=128, test_subset=50) for s in (0, 1)]
     results = []
-    executor.run(configs, Job(None, str(tmp_path), "cpu", 1),
+    executor.run(configs, RunOptions(results_dir=tmp_path, device="cpu", threads=1).for_worker(),
                  lambda c, r, t0: results.append(r))
     assert len(results) == 2
     assert all(r["status"] == "failed" and "nosuchdevice" in r["error"] for r in results)
@@ -164,7 +165,7 @@ def test_runs_per_gpu_runs_n_runs_at_once(tmp_path, monkeypatch):
     barrier that runs one after another never pass), each in its own worker process. The
     faked GPU slots name the CPU, the only device here."""
     from pai_bench.config import RunConfig
-    from pai_bench.executors import Job, LocalExecutor
+    from pai_bench.executors import LocalExecutor
     (tmp_path / "barrier_method.py").write_text(BARRIER_METHOD)
     monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers start with this sys.path
     barrier = tmp_path / "arrived"
@@ -177,7 +178,8 @@ def test_runs_per_gpu_runs_n_runs_at_once(tmp_path, monkeypatch):
                          batch_size=32, subset=128, test_subset=50, sparsity=0.5)
                for s in (0, 1, 2)]
     results = []
-    executor.run(configs, Job(None, str(tmp_path / "r"), "cuda", 1, ("barrier_method",)),
+    executor.run(configs, RunOptions(results_dir=tmp_path / "r", device="cuda", threads=1,
+                                     plugins=("barrier_method",)).for_worker(),
                  lambda c, r, t0: results.append(r))
     assert [r["status"] for r in results] == ["finished"] * 3, [r.get("error") for r in results]
     assert len(list(barrier.iterdir())) == 3  # three worker processes

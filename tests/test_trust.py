@@ -3,7 +3,6 @@ divergence everywhere, a dense run that resumes, and clear errors for the rest."
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pai_bench import paths, runner
 from pai_bench.cli import main
 from pai_bench.config import RunConfig, dense_config, setting
 from pai_bench.errors import ConfigError
+from pai_bench.options import RunOptions
 from pai_bench.registry import Registry
 from pai_bench.results import load_runs
 from pai_bench.sweeps import run_sweep
@@ -31,8 +31,7 @@ FLAGS = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-s
 
 
 def execute(config, results):
-    return runner.execute(config, data_root=None, results_dir=results, progress=False,
-                          log=lambda *a: None)
+    return runner.execute(config, RunOptions(results_dir=results, progress=False, log=None))
 
 
 # 1. One definition of "the same setting" ------------------------------------------------------
@@ -171,13 +170,13 @@ CORRUPTIONS = [corrupt_summary_truncated, corrupt_summary_garbage, corrupt_summa
 def test_a_corrupted_artifact_is_kept_aside_and_recomputed(corrupt, tmp_path, capsys):
     configs = [RunConfig(method=m, sparsity=s, **TINY)
                for m in ("random", "magnitude_after_training") for s in (0.5, 0.9)]
-    options = dict(data_root=None, results_dir=tmp_path, progress=False, say=lambda *a: None)
-    run_sweep(configs, **options)
+    options = RunOptions(results_dir=tmp_path, progress=False, log=None)
+    run_sweep(configs, options)
     before = {c: json.loads((paths.run_dir(tmp_path, c) / paths.SUMMARY).read_text())
               for c in configs}
     victim = configs[3]  # a baseline: it has a dense network too
     bad = corrupt(paths.run_dir(tmp_path, victim), paths.dense_dir(tmp_path, dense_config(victim)))
-    results = run_sweep(configs, **options)
+    results = run_sweep(configs, options)
     assert len(results) == 1 and results[0]["status"] == "finished"  # only the victim reran
     assert "is invalid" in capsys.readouterr().err
     assert bad.with_name(bad.name + ".corrupt").exists()  # kept, not deleted
@@ -228,18 +227,18 @@ def test_a_non_finite_final_evaluation_is_diverged(tmp_path, monkeypatch):
 KILL_AT_EPOCH_2 = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    import pai_bench.dense as dense
-    from pai_bench import runner
+    from pai_bench import callbacks, runner
     from pai_bench.config import RunConfig
-    real = dense._EpochCheckpoint.on_epoch_end
+    from pai_bench.options import RunOptions
+    real = callbacks.Checkpointer.on_epoch_end  # the dense run's is the first to save
     def kill_after_two(self, loop):
         real(self, loop)
         if loop.step == 2 * loop.steps_per_epoch:
             os.kill(os.getpid(), signal.SIGKILL)
-    dense._EpochCheckpoint.on_epoch_end = kill_after_two
+    callbacks.Checkpointer.on_epoch_end = kill_after_two
     config = RunConfig(method="ltr", model="mlp", dataset="synthetic", epochs=6, batch_size=32,
                        subset=320, test_subset=100)
-    runner.execute(config, data_root=None, results_dir=Path(sys.argv[1]), progress=False)
+    runner.execute(config, RunOptions(results_dir=Path(sys.argv[1]), progress=False))
 """)
 
 
@@ -324,7 +323,7 @@ def test_plugin_error_names_the_exception(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("name", ["../../x", "a/b", "", ".hidden", "-x", "a b"])
 def test_registry_names_are_simple(name):
     with pytest.raises(ConfigError, match="letters, digits"):
-        Registry("method").register(name, object())
+        Registry("method").register(type("Entry", (), {"name": name}))
 
 
 CONCURRENT = textwrap.dedent("""
@@ -332,10 +331,11 @@ CONCURRENT = textwrap.dedent("""
     from pathlib import Path
     from pai_bench import runner
     from pai_bench.config import RunConfig
+    from pai_bench.options import RunOptions
     config = RunConfig(method="random", model="mlp", dataset="synthetic", epochs=40,
                        batch_size=32, subset=640, test_subset=100)
-    summary = runner.execute(config, data_root=None, results_dir=Path(sys.argv[1]),
-                             progress=False, log=lambda *a: None)
+    summary = runner.execute(config, RunOptions(results_dir=Path(sys.argv[1]), progress=False,
+                                                log=None))
     print(json.dumps(summary["seconds"]))
 """)
 

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from pai_bench.data.base import DATASETS, SPLITS, DatasetSpec, Split
 from pai_bench.data.memory import MemorySplit
-from pai_bench.errors import ConfigError
+from pai_bench.errors import ConfigError, DataNotFoundError
 from pai_bench.data import imagenet, sets  # noqa: F401  (importing them registers them)
 
 DATA_ENV, CACHE_ENV = "PAI_BENCH_DATA", "PAI_BENCH_CACHE"
@@ -94,7 +94,13 @@ def load_split(name: str, root: Path | str | None, split: str, *, subset: int | 
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     path = resolve_data_root(root) if spec.needs_root else None
-    data = spec.load(path, split, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    try:
+        data = spec.load(path, split,
+                         Path(cache_dir) if cache_dir is not None else default_cache_dir())
+    except PermissionError as error:  # e.g. a root that cannot be entered: one line, any loader
+        raise DataNotFoundError(f"cannot read the data of {name} at {error.filename or path}: "
+                                f"permission denied. Fix: make it readable (chmod -R u+rX) or "
+                                f"pass another --data-root") from None
     if subset is None or (at_most and subset >= len(data)):
         return data
     generator = torch.Generator().manual_seed(seed)

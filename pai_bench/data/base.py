@@ -68,7 +68,7 @@ class DatasetSpec:
 
     Example::
 
-        DATASETS.register("toy", DatasetSpec("toy", 2, (1, 4, 4), load_toy, "a toy problem",
+        DATASETS.register(DatasetSpec("toy", 2, (1, 4, 4), load_toy, "a toy problem",
                                              needs_root=False))
     """
 

@@ -2,7 +2,9 @@
 
 Decoding CIFAR-10's 60,000 JPEGs with PIL costs seconds of CPU time per run, so the decoded
 tensor (with labels and class names) is saved as ONE file per (data set, root, split) in a cache
-folder (the data folder may be read-only) and reused while the split's file list is unchanged.
+folder (the data folder may be read-only) and reused while the split's files are unchanged.
+
+The cache is checked by content and by file list before it is used (``pai_bench.data.cache``).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from pai_bench.data.cache import cache_path, make_entry, read_cache  # noqa: F401 (sets.py)
 from pai_bench.errors import DataNotFoundError
 from pai_bench.io import atomic_save_torch
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-CACHE_FORMAT = 1  # bump when the cache file's content changes: old files then stop matching
 DECODE_CHUNK = 2500  # images per worker task; fewer than two chunks are decoded in-process
 MAX_DECODE_WORKERS = 8
 
@@ -49,22 +51,54 @@ class FileList:
             h.update(f"{path}\t{self.classes[label]}\n".encode())
         return h.hexdigest()
 
+    def stats(self) -> tuple[Tensor, Tensor]:
+        """int64 (st_size, st_mtime_ns) of every file: an image rewritten in place under the
+        same name changes them, so a cache keyed by names alone would serve its old pixels."""
+        folder, sizes, mtimes = str(self.folder), [], []
+        for path in self.paths:
+            try:
+                st = os.stat(os.path.join(folder, path))
+            except OSError as error:
+                raise DataNotFoundError(f"cannot read image {self.folder / path}: "
+                                        f"{error.strerror or error}") from None
+            sizes.append(st.st_size)
+            mtimes.append(st.st_mtime_ns)
+        return torch.tensor(sizes, dtype=torch.int64), torch.tensor(mtimes, dtype=torch.int64)
 
-def _image_names(folder: Path) -> list[str]:
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries
-                      if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
+
+def _entries(folder: Path) -> tuple[list[str], list[str]]:
+    """(sub-folder names, image file names) in ``folder``, sorted. A folder that cannot be read
+    (permission denied above all) is a DataNotFoundError naming it, not an OSError traceback."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [(e.name, e.is_dir(), e.is_file()) for e in entries]
+    except OSError as error:
+        raise DataNotFoundError(f"cannot read the data folder {folder}: "
+                                f"{error.strerror or error}. Fix: make it readable "
+                                f"(chmod -R u+rX) or pass another --data-root") from None
+    return (sorted(name for name, is_dir, _ in found if is_dir),
+            sorted(name for name, _, is_file in found
+                   if is_file and name.lower().endswith(IMAGE_EXTENSIONS)))
 
 
 def class_folders(folder: Path) -> FileList:
     """``folder/<class>/*.{jpg,jpeg,png}``, or ``folder/<class>/images/*`` (TinyImageNet's
-    original train layout). Labels index the sorted class folder names."""
-    with os.scandir(folder) as entries:
-        classes = sorted(e.name for e in entries if e.is_dir())
+    original train layout). Labels index the sorted class folder names.
+
+    A class folder without images is an error: its class would still get an output unit, so
+    a 3-way head would train on 2 classes and the run would finish as if nothing were wrong."""
+    classes = _entries(folder)[0]
     paths, labels = [], []
     for label, name in enumerate(classes):
-        sub = f"{name}/images" if (folder / name / "images").is_dir() else name
-        names = _image_names(folder / sub)
+        subs, names = _entries(folder / name)
+        sub = f"{name}/images" if "images" in subs else name
+        if sub != name:
+            names = _entries(folder / sub)[1]
+        if not names:
+            raise DataNotFoundError(
+                f"class folder {folder / sub} holds no {'/'.join(IMAGE_EXTENSIONS)} images, so "
+                f"{len(classes)} classes would be trained on {len(classes) - 1}. Fix: add its "
+                f"images or remove the folder")
         paths += [f"{sub}/{n}" for n in names]
         labels += [label] * len(names)
     if not paths:
@@ -115,35 +149,16 @@ def decode_images(files: FileList, size: tuple[int, int]) -> Tensor:
     return torch.from_numpy(np.concatenate(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def cache_path(cache_dir: Path, name: str, root: Path, split: str) -> Path:
-    """The cache file of one split: named by a hash of the data set, resolved root and split."""
-    key = f"{CACHE_FORMAT}|{name}|{Path(root).resolve()}|{split}"
-    return Path(cache_dir) / f"{name}-{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
-
-
-def _read_cache(path: Path, files: FileList) -> dict | None:
-    """The cached entry if it exists, loads, and was made from the same file list."""
-    if not path.exists():
-        return None
-    try:
-        entry = torch.load(path, weights_only=True)
-    except Exception as error:  # a truncated or foreign file: decode again and overwrite
-        warnings.warn(f"ignoring unreadable data cache {path}: {error}")
-        return None
-    same = entry.get("count") == len(files.paths) and entry.get("digest") == files.digest()
-    return entry if same else None
-
-
 def read_images(files: FileList, size: tuple[int, int], cache_file: Path | None
                 ) -> tuple[Tensor, Tensor, tuple[str, ...]]:
     """(uint8 images (N, 3, H, W), int64 labels, class names) of ``files``, from ``cache_file``
-    when it matches the file list, else decoded and written there (None: no cache)."""
-    entry = _read_cache(cache_file, files) if cache_file is not None else None
+    when it holds them (``data.cache.read_cache``), else decoded and written there (None: no
+    cache)."""
+    entry = read_cache(cache_file, files, size) if cache_file is not None else None
     if entry is None:
         start = time.perf_counter()
-        entry = {"format": CACHE_FORMAT, "count": len(files.paths), "digest": files.digest(),
-                 "classes": list(files.classes), "images": decode_images(files, size),
-                 "labels": torch.tensor(files.labels, dtype=torch.int64)}
+        stats = files.stats()  # before decoding: an edit while decoding reads as stale later
+        entry = make_entry(files, stats, decode_images(files, size))
         log.info("decoded %d images of %s in %.1f s", len(files.paths), files.folder,
                  time.perf_counter() - start)
         if cache_file is not None:

@@ -169,23 +169,23 @@ def load_synthetic(root: Path | None, split: str, cache_dir: Path | None, *,
                        classes=tuple(f"class{i}" for i in range(num_classes)))
 
 
-DATASETS.register("cifar10", DatasetSpec(
+DATASETS.register(DatasetSpec(
     "cifar10", 10, (3, 32, 32),
     partial(load_cifar, name="cifar10", tv_class="CIFAR10", num_classes=10, stats=CIFAR10_STATS),
     "CIFAR-10: 50k train / 10k test 32x32 images, 10 classes (image folders or torchvision)"))
-DATASETS.register("cifar100", DatasetSpec(
+DATASETS.register(DatasetSpec(
     "cifar100", 100, (3, 32, 32),
     partial(load_cifar, name="cifar100", tv_class="CIFAR100", num_classes=100,
             stats=CIFAR100_STATS),
     "CIFAR-100: 50k train / 10k test 32x32 images, 100 classes (image folders or torchvision)"))
-DATASETS.register("tinyimagenet", DatasetSpec(
+DATASETS.register(DatasetSpec(
     "tinyimagenet", 200, (3, 64, 64), load_tinyimagenet,
     "TinyImageNet: 100k train / 10k val 64x64 images, 200 classes (tiny-imagenet-200 folder)"))
-DATASETS.register("imagefolder", DatasetSpec(
+DATASETS.register(DatasetSpec(
     "imagefolder", 0, (3, 0, 0), load_imagefolder,
     "any --data-root holding train/<class>/* and test/<class>/* images (classes and size from "
     "the files)"))
-DATASETS.register("synthetic", DatasetSpec(
+DATASETS.register(DatasetSpec(
     "synthetic", 10, (3, 32, 32), load_synthetic,
     "synthetic: 1024 train / 512 test seeded 32x32 class patterns + noise, for tests",
     needs_root=False))

@@ -5,7 +5,7 @@ a pruner may touch through :func:`prunable_names`, and prices a mask through :fu
 
 Adding a model (the extension point) is one registration in a family module::
 
-    MODELS.register("cifar_vgg_11", ModelSpec(
+    MODELS.register(ModelSpec(
         name="cifar_vgg_11", build=_build_vgg11, recipe=recipes.CIFAR, dataset="cifar10",
         description="VGG-11 for CIFAR (open_lth)"))
 
@@ -15,6 +15,7 @@ Adding a model (the extension point) is one registration in a family module::
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -78,7 +79,7 @@ def register_model(name: str, build, *, recipe: Recipe = CIFAR, dataset: str = "
         pai_bench.register_model("tv_resnet18", lambda n, shape, width:
                                  torchvision.models.resnet18(num_classes=n), init="keep")
     """
-    MODELS.register(name, ModelSpec(name=name, build=build, recipe=recipe, dataset=dataset,
+    MODELS.register(ModelSpec(name=name, build=build, recipe=recipe, dataset=dataset,
                                     description=description or f"user model {name}",
                                     has_width=has_width, init=init))
 
@@ -152,5 +153,30 @@ def layer_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> dict[str,
     return {name: macs.get(name, 0) for name, _ in prunable}
 
 
-__all__ = ["MODELS", "ModelSpec", "INITS", "create_model", "initialize", "prunable_names",
+@dataclass(frozen=True, eq=False)
+class ModelFacts:
+    """What a run needs to know of its network and never changes for a plan: the prunable
+    weights (names in order, shapes), the shape of every state-dict entry (stored weights are
+    validated against it) and the dense MACs per prunable layer (``layer_macs``)."""
+
+    prunable: dict[str, tuple[int, ...]]
+    state: dict[str, tuple[int, ...]]
+    macs: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        """Prunable weights in all."""
+        return sum(int(torch.Size(s).numel()) for s in self.prunable.values())
+
+
+def model_facts(model: nn.Module, input_shape: tuple[int, int, int]) -> ModelFacts:
+    """The ``ModelFacts`` of ``model`` (unchanged: ``layer_macs`` measures a copy)."""
+    params = dict(model.named_parameters())
+    return ModelFacts(prunable={n: tuple(params[n].shape) for n in prunable_names(model)},
+                      state={k: tuple(v.shape) for k, v in model.state_dict().items()},
+                      macs=layer_macs(model, input_shape))
+
+
+__all__ = ["MODELS", "ModelSpec", "ModelFacts", "model_facts", "INITS", "create_model",
+           "initialize", "prunable_names",
            "layer_macs", "register_model"]

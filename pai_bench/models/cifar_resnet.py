@@ -71,7 +71,7 @@ def _build(depth: int, num_classes: int, input_shape: tuple[int, int, int], widt
 
 
 for _depth in DEPTHS:
-    MODELS.register(f"cifar_resnet_{_depth}", ModelSpec(
+    MODELS.register(ModelSpec(
         name=f"cifar_resnet_{_depth}",
         build=partial(_build, _depth),
         recipe=recipes.CIFAR,

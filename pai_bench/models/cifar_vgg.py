@@ -60,7 +60,7 @@ def _build(depth: int, num_classes: int, input_shape: tuple[int, int, int], widt
 
 
 for _depth in PLANS:
-    MODELS.register(f"cifar_vgg_{_depth}", ModelSpec(
+    MODELS.register(ModelSpec(
         name=f"cifar_vgg_{_depth}",
         build=partial(_build, _depth),
         recipe=recipes.CIFAR,

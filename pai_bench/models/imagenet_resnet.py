@@ -28,7 +28,7 @@ def _builder(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return build
 
 
-MODELS.register("tinyimagenet_resnet_18", ModelSpec(
+MODELS.register(ModelSpec(
     name="tinyimagenet_resnet_18",
     build=_builder(resnet18),
     recipe=recipes.TINYIMAGENET,
@@ -36,7 +36,7 @@ MODELS.register("tinyimagenet_resnet_18", ModelSpec(
     description="torchvision ResNet-18 with the ImageNet stem (7x7/2 conv + max pool)",
 ))
 
-MODELS.register("imagenet_resnet_50", ModelSpec(
+MODELS.register(ModelSpec(
     name="imagenet_resnet_50",
     build=_builder(resnet50),
     recipe=recipes.IMAGENET,

@@ -29,7 +29,7 @@ def build_mlp(num_classes: int, input_shape: tuple[int, int, int], width: None) 
     return nn.Sequential(layers)
 
 
-MODELS.register("mlp", ModelSpec(
+MODELS.register(ModelSpec(
     name="mlp",
     build=build_mlp,
     recipe=recipes.MLP,
