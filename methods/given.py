@@ -38,12 +38,15 @@ def read_mask_file(path: str | Path) -> tuple[Masks, str]:
             raw = load(data)
         else:
             raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        if isinstance(raw, dict) and any(isinstance(t, torch.Tensor) and t.layout != torch.strided
+                                         for t in raw.values()):
+            raise ValueError("it holds sparse tensors; save dense bool tensors")
         masks = Masks(raw)
     except ImportError:
         raise ConfigError(f"{path} is a .safetensors file: pip install safetensors") from None
     except Exception as e:  # noqa: BLE001 - whatever the file holds, it is not masks
-        raise ConfigError(f"cannot read masks file {path}: "
-                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        first = " ".join(str(e).split())[:160] or type(e).__name__  # one line, never a dump
+        raise ConfigError(f"cannot read masks file {path}: {first}") from None
     if masks.kept() == 0:
         raise ConfigError(f"masks file {path} keeps no weight")
     return masks, hashlib.sha256(data).hexdigest()[:16]
@@ -76,9 +79,22 @@ class GivenMasks(Scorer):
                                 metadata={"option": False})
     source: str = field(default="", compare=False, metadata={"option": False})  # for messages
 
+    def validate(self, config) -> None:
+        """Without a file there are no masks: ``--method masks`` alone names no run at all
+        (a stored masks run has the digest of its file, ``check_plan``)."""
+        super().validate(config)
+        if self.given is None and not self.sha256:
+            raise ConfigError("--method masks trains the masks of a file: give --masks FILE "
+                              "(a {parameter name: bool tensor} file) instead of --method masks")
+
     def check_plan(self, plan) -> None:
-        if self.given is not None:
-            check_against(self.given, plan.facts.prunable, self.source)
+        """Reached only by a run that is not stored yet (a stored one returns its summary
+        before its data is loaded): its masks must be at hand, and fit the network."""
+        if self.given is None:
+            raise ConfigError(f"the masks of sha256 {self.sha256} are not stored with this run "
+                              f"(--method masks --method-arg sha256={self.sha256}); give the "
+                              f"file with --masks FILE")
+        check_against(self.given, plan.facts.prunable, self.source)
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
         if self.given is None:

@@ -12,13 +12,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pai_bench.config import RunConfig
+from pai_bench.errors import ConfigError
 from pai_bench.methods.simple import Random
 from pai_bench.masks import Masks
 from pai_bench.pruning import erk_densities
 
 
+class OwnLayerDensities(Random):
+    """Random positions at densities the method fixes per layer (``layer_densities``): no
+    threshold decides them, so ``--scope`` would change nothing but the run's name (its hash),
+    storing the same masks twice. A non-default scope is refused."""
+
+    def validate(self, config: RunConfig) -> None:
+        super().validate(config)
+        if config.scope != "global":
+            raise ConfigError(f"{config.method} sets every layer's density itself, so --scope "
+                              f"{config.scope} would change nothing but the run's name; leave "
+                              f"--scope out (valid for {config.method}: --scope global, the "
+                              f"default)")
+
+
 @dataclass
-class RandomERK(Random):
+class RandomERK(OwnLayerDensities):
     """Random positions, Erdos-Renyi-Kernel layer densities (Evci et al. 2020)."""
 
     name = "random_erk"
@@ -29,7 +45,7 @@ class RandomERK(Random):
 
 
 @dataclass
-class RandomUniform(Random):
+class RandomUniform(OwnLayerDensities):
     """Random positions, the same density in every layer."""
 
     name = "random_uniform"

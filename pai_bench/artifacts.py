@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 import torch
 
+from pai_bench import paths
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.io import Invalid, quarantine  # noqa: F401  (Invalid: re-exported)
+from pai_bench.io import Invalid, quarantine, tensor_digest  # noqa: F401  (re-exported)
 from pai_bench.masks import Masks
 from pai_bench.models import ModelFacts
 
@@ -35,8 +36,10 @@ SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def read_valid(path: Path, read: Callable[[Path], Any], check: Callable[[Any], None]) -> Any:
-    """``read(path)`` if the file exists and passes ``check``; otherwise None (quarantined)."""
+def read_valid(path: Path, read: Callable[[Path], Any], check: Callable[[Any], None],
+               then: str = "recomputing") -> Any:
+    """``read(path)`` if the file exists and passes ``check``; otherwise None (quarantined;
+    ``then``: what happens next, said in the warning)."""
     path = Path(path)
     if not path.exists():
         return None
@@ -44,7 +47,7 @@ def read_valid(path: Path, read: Callable[[Path], Any], check: Callable[[Any], N
         value = read(path)
         check(value)
     except Exception as e:  # noqa: BLE001 - whatever is wrong with a file, it is recomputed
-        quarantine(path, f"{type(e).__name__}: {e}".splitlines()[0][:200])
+        quarantine(path, f"{type(e).__name__}: {e}".splitlines()[0][:200], then)
         return None
     return value
 
@@ -100,10 +103,20 @@ def check_masks(masks: Masks, facts: ModelFacts, kept: int | None) -> None:
         raise Invalid(f"{masks.kept()} weights kept, the run keeps {kept}")
 
 
-def read_masks(path: Path, facts: ModelFacts, kept: int | None = None) -> Masks | None:
+def check_digest(value: Any, digest: str | None) -> None:
+    if digest is not None and tensor_digest(value) != digest:
+        raise Invalid(f"its content does not hash to {digest}, the digest its run stored")
+
+
+def read_masks(path: Path, facts: ModelFacts, kept: int | None = None,
+               digest: str | None = None) -> Masks | None:
     """Masks over exactly the network's prunable weights (``facts``, in order), of their
-    shapes, keeping ``kept`` weights when given."""
-    return read_valid(path, Masks.load, lambda m: check_masks(m, facts, kept))
+    shapes, keeping ``kept`` weights when given, hashing to ``digest`` when given (a finished
+    run's summary stores it)."""
+    def check(m):
+        check_masks(m, facts, kept)
+        check_digest(dict(m), digest)
+    return read_valid(path, Masks.load, check)
 
 
 LAYER_COLUMNS = ("name", "shape", "kept", "density", "collapsed")
@@ -125,10 +138,12 @@ def check_layer_report(rows: Any) -> None:
             raise Invalid(f"density {density} of {row['name']!r} is not in [0, 1]")
 
 
-def read_layer_report(path: Path) -> list[dict] | None:
+def read_layer_report(path: Path, then: str = "run the configuration again to rebuild it"
+                      ) -> list[dict] | None:
     """A per-layer density report (``masks.layers.csv``): every row names a layer, its shape,
-    kept count and a density in [0, 1]."""
-    return read_valid(path, read_csv_rows, check_layer_report)
+    kept count and a density in [0, 1]. Rebuilt from the masks when its run is asked for again
+    (``runner.masks_stage``)."""
+    return read_valid(path, read_csv_rows, check_layer_report, then)
 
 
 def check_state(state: Any, facts: ModelFacts) -> None:
@@ -144,11 +159,40 @@ def load_torch(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def check_finite(tensors: Any, what: str) -> None:
+    """Every floating-point tensor in ``tensors`` (nested dicts and lists) is finite."""
+    if isinstance(tensors, torch.Tensor):
+        if tensors.is_floating_point() and not bool(torch.isfinite(tensors).all()):
+            raise Invalid(f"{what} holds NaN or infinite values")
+    elif isinstance(tensors, dict):
+        for key, value in tensors.items():
+            check_finite(value, f"{what} {key!r}" if isinstance(key, str) else what)
+    elif isinstance(tensors, (list, tuple)):
+        for value in tensors:
+            check_finite(value, what)
+
+
 def check_training_state(state: Any, facts: ModelFacts, first: int, last: int) -> None:
-    """A checkpoint or snapshot: model and optimizer state, and a step in [first, last]."""
+    """A checkpoint or snapshot: model and optimizer state, and a step in [first, last]; its
+    tensors finite and hashing to the digest written with them (``callbacks.save_training_state``:
+    a flipped byte that makes a weight 1e25 is caught), the optimizer state and metric rows
+    of the right form."""
     if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
         raise Invalid("not a training state (model, optimizer, step)")
+    if "digest" in state:
+        body = {k: v for k, v in state.items() if k != "digest"}
+        if tensor_digest(body) != state["digest"]:
+            raise Invalid("its content does not hash to its digest (a changed byte)")
     check_state(state["model"], facts)
+    check_finite(state["model"], "weight")
+    optimizer = state["optimizer"]
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict) \
+            or not isinstance(optimizer.get("param_groups"), list):
+        raise Invalid("its optimizer state is not one (state, param_groups)")
+    check_finite(optimizer["state"], "optimizer state")
+    rows = state.get("rows", [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise Invalid("its metric rows are not a list of rows")
     step = state["step"]
     if not isinstance(step, int) or not first <= step <= last:
         raise Invalid(f"step {step!r} is outside [{first}, {last}]")
@@ -160,7 +204,62 @@ def read_training_state(path: Path, facts: ModelFacts, first: int, last: int) ->
     return read_valid(path, load_torch, lambda s: check_training_state(s, facts, first, last))
 
 
-def read_weights(path: Path, facts: ModelFacts) -> dict | None:
+def read_weights(path: Path, facts: ModelFacts, digest: str | None = None) -> dict | None:
     """A state dict of the network of ``facts``: a stored run's trained weights (an iterative
-    baseline's previous level)."""
-    return read_valid(path, load_torch, lambda s: check_state(s, facts))
+    baseline's previous level), finite, hashing to ``digest`` when given."""
+    def check(s):
+        check_state(s, facts)
+        check_finite(s, "weight")
+        check_digest(s, digest)
+    return read_valid(path, load_torch, check)
+
+
+METRIC_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_accuracy", "test_loss",
+                  "test_accuracy", "seconds")
+
+
+def check_metrics(rows: Any) -> None:
+    """``metrics.csv``: one row per epoch, the columns of ``callbacks.MetricRows``, numbers."""
+    if not rows:
+        raise Invalid("no rows")
+    for row in rows:
+        if set(row) != set(METRIC_COLUMNS):
+            raise Invalid(f"columns {sorted(row)}")
+        for key in ("step", "epoch", "lr", "train_loss", "train_accuracy"):
+            float(row[key])  # ValueError: quarantined
+
+
+def check_run_config(value: Any, folder_hash: str, config_cls: type = RunConfig) -> None:
+    """``config.json``: the run's config (hashing to its folder) and recipe."""
+    if not isinstance(value, dict) or not {"config", "hash", "recipe"} <= set(value):
+        raise Invalid("not a run description (config, hash, recipe)")
+    if config_cls.from_dict(value["config"]).hash() != folder_hash or value["hash"] != folder_hash:
+        raise Invalid(f"its config does not hash to the folder's {folder_hash}")
+
+
+def stale_run_files(rdir: Path, summary: dict, config_cls: type = RunConfig) -> str | None:
+    """What the files of the finished run in ``rdir`` need: None (they hold what its summary
+    says: masks and trained weights hash to the digests it stored, metric rows and config
+    read), "rebuild" (``config.json`` or the layer report is invalid: rebuilt from the masks,
+    no training) or "retrain" (masks, weights or metric rows are invalid: the run is
+    recomputed). An invalid file is quarantined."""
+    stored = summary.get("digests") or {}
+    then = "retraining the run"
+    has_masks = summary["status"] == "finished" or "masks" in stored  # diverged: maybe none
+    ok = not has_masks or read_valid(rdir / paths.MASKS, Masks.load,
+                                     lambda m: check_digest(dict(m), stored.get("masks")),
+                                     then) is not None
+    if summary["status"] == "finished":
+        ok &= read_valid(rdir / paths.WEIGHTS, load_torch,
+                         lambda s: (check_finite(s, "weight"),
+                                    check_digest(s, stored.get("weights"))), then) is not None
+        ok &= read_valid(rdir / paths.METRICS, read_csv_rows, check_metrics, then) is not None
+    if not ok:
+        return "retrain"
+    rebuilt = "rebuilding it from the run"
+    ok = read_valid(rdir / paths.CONFIG, strict_json,
+                    lambda v: check_run_config(v, summary["hash"], config_cls),
+                    rebuilt) is not None
+    if has_masks:
+        ok &= read_layer_report(rdir / paths.LAYERS, rebuilt) is not None
+    return None if ok else "rebuild"

@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from pai_bench.errors import ConfigError
-from pai_bench.io import atomic_save_torch, atomic_write_text
+from pai_bench.io import atomic_save_torch, atomic_write_text, tensor_digest
 from pai_bench.registry import Registry
 from pai_bench.train import Callback, Loop
 
@@ -117,6 +117,7 @@ def save_training_state(path: Path, model, optimizer, step: int, rows: list | No
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
     if rows is not None:
         state["rows"] = rows
+    state["digest"] = tensor_digest(state)  # checked when read: a changed byte is caught
     atomic_save_torch(state, path)
 
 

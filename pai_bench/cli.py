@@ -3,7 +3,8 @@
 ``run`` (one configuration), ``sweep`` (many), ``table``, ``plot``, ``reproduce`` (a paper
 experiment) and ``list``. The flags of a run's settings are derived from the configuration's
 fields (``pai_bench.config``): adding a field adds its flag, with its help, here. Library errors
-become one message on stderr and exit code 2 (bad input) or 1 (other failures).
+become one message on stderr and exit code 2 (bad input, a path that cannot be written) or 1
+(other failures).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from pai_bench import commands
 from pai_bench.config import RunConfig
-from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError
+from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError, StorageError
 from pai_bench.executors import ExecutorOptions
 from pai_bench.experiments import EXPERIMENTS
 from pai_bench.export import FORMATS
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(prog=_prog()).parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataNotFoundError) as e:
+    except (ConfigError, DataNotFoundError, StorageError) as e:
         print(f"pai-bench: error: {e}", file=sys.stderr)
         return 2
     except PaiBenchError as e:

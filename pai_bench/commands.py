@@ -121,11 +121,10 @@ def run(args) -> int:
     stored = runner.stored_summary(config, options.results_dir)
     if stored is None:
         console.warn_if_slow(config, options.torch_device, print)
-        stored_now, summary = False, runner.execute_plan(plan, options)
+        summary = runner.execute_plan(plan, options)
     else:
-        stored_now, summary = True, stored
-    print(console.format_run(summary, paths.run_dir(options.results_dir, config),
-                             cached=stored_now))
+        summary = {**stored, "reused": "stored"}
+    print(console.format_run(summary, paths.run_dir(options.results_dir, config)))
     return 0 if summary["status"] == "finished" else 1
 
 
@@ -142,7 +141,11 @@ def sweep(args) -> int:
 
 def _report_sweep(results: list[dict]) -> int:
     failed = [r for r in results if r["status"] == "failed"]
-    print(f"[pai-bench] sweep done: {len(results)} run(s) this time, {len(failed)} failed")
+    waited = [r for r in results if r.get("reused") == "waited"]
+    trained = len(results) - len(failed) - len(waited)
+    print(f"[pai-bench] sweep done: {len(results)} run(s) this time, {len(failed)} failed; "
+          f"{trained} trained by this sweep" +
+          (f", {len(waited)} trained by another process it waited for" if waited else ""))
     return 1 if failed else 0
 
 
@@ -158,15 +161,25 @@ def results_dir(args) -> Path:
     return args.results_dir or paths.default_results_dir()
 
 
-def table(args) -> int:
+def report_folders(args) -> tuple[Path, Path]:
+    """``table``'s and ``plot``'s folders, checked alike before anything is read or written:
+    the results folder (it must exist), the output folder (it must be writable), then at least
+    one stored run (a ConfigError "no runs in <folder>" otherwise)."""
     results = report.results_folder(results_dir(args))
-    print(report.tables(results, args.out or results / "report", args.latex))
+    out = args.out or results / "report"
+    check_writable_dir(out)
+    return report.require_runs(results), out
+
+
+def table(args) -> int:
+    results, out = report_folders(args)
+    print(report.tables(results, out, args.latex))
     return 0
 
 
 def plot(args) -> int:
-    results = report.results_folder(results_dir(args))
-    files = report.figures(results, args.out or results / "report", args.layer_sparsity)
+    results, out = report_folders(args)
+    files = report.figures(results, out, args.layer_sparsity)
     print("\n".join(map(str, files)))
     return 0
 

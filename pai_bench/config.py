@@ -53,6 +53,12 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # (``pai_bench.seeding``): below this bound no two seeds (and no two epochs' data orders) share
 # a stream, so two replicates are never the same run under two names.
 MAX_SEED = 2**32 - 1
+# The most pruning rounds a run may ask for (``--rounds``): far above every paper's schedule
+# (SynFlow's 100; a baseline's rounds are prune-retrain levels, each a full training run), and
+# low enough that a mistyped count is refused at once instead of scoring for days (one list of
+# 10**8 densities alone is gigabytes). A run also takes at most one round per prunable weight
+# (``plan.Plan.with_data``).
+MAX_ROUNDS = 10_000
 
 
 def setting(default: Any, group: str, help: str, kind: Callable = str, *,
@@ -104,7 +110,8 @@ class RunConfig:
                                 help="network width, for models that take one (CIFAR ResNets)")
     scope: str = setting("global", "pruning", choices=tuple(SCOPES),
                          help="one threshold over all layers (global) or one per layer")
-    rounds: int | None = setting(None, "pruning", kind=int, positive=True,
+    rounds: int | None = setting(None, "pruning", kind=int, positive=True, minimum=1,
+                                 maximum=MAX_ROUNDS,
                                  help="pruning rounds, exponential schedule (default: the "
                                       "method's: 100 synflow, 60 iterative_snip and force, "
                                       "20 ntk_sap, else 1); for ltr, lottery_ticket and "

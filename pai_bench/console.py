@@ -23,8 +23,14 @@ TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000,
 SLOW_SECONDS = 3600  # warn when the estimate is above an hour
 
 
-def format_run(summary: dict, run_dir: Path, cached: bool = False) -> str:
-    lines = [f"run {run_dir}" + ("  (stored result, not retrained)" if cached else "")]
+REUSED = {"stored": "  (stored result, not retrained)",
+          "waited": "  (trained by another process; this one waited for it)"}
+
+
+def format_run(summary: dict, run_dir: Path) -> str:
+    """What ``run`` prints of a summary (``summary["reused"]``: how this call got it, if it
+    did not train it: ``runner.execute``)."""
+    lines = [f"run {run_dir}" + REUSED.get(summary.get("reused"), "")]
     layers = read_layer_report(run_dir / paths.LAYERS)
     if layers is not None:
         lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s} "

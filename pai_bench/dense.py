@@ -29,7 +29,7 @@ from pai_bench.io import atomic_write_json, file_lock
 from pai_bench.options import RunOptions
 from pai_bench.plan import Plan
 from pai_bench.recipes import PRUNE_EARLY_STEPS
-from pai_bench.train import evaluate, make_optimizer, train
+from pai_bench.train import Diverged, evaluate, make_optimizer, train
 
 
 class DenseRun:
@@ -55,9 +55,23 @@ class DenseRun:
         with file_lock(paths.lock_file(self.dir)):
             state = self._snapshot(step)
             if state is None:
-                self._reach(step)
+                self._raise_if_diverged()
+                try:
+                    self._reach(step)
+                except Diverged as e:  # stored once: no later run trains it again
+                    atomic_write_json(self.dir / paths.SUMMARY, dict(
+                        config=self.config.to_dict(), hash=self.config.hash(),
+                        status="diverged", error=str(e), step=e.step, test_accuracy=None,
+                        test_loss=None, steps=self.total, epochs=self.plan.recipe.epochs))
+                    raise
                 state = self._snapshot(step)
             return state["model"]
+
+    def _raise_if_diverged(self) -> None:
+        stored = self.stored_summary()
+        if stored is not None and stored["status"] == "diverged":
+            raise Diverged(stored["step"], float("nan"),
+                           f"the shared dense network ({self.dir.name}, {stored['error']})")
 
     def _snapshot(self, step: int) -> dict | None:
         return read_training_state(self.snapshot_path(step), self.plan.facts, step, step)
@@ -66,15 +80,20 @@ class DenseRun:
         """The dense network's stored test metrics, if valid."""
         def check(s):
             acc = s["test_accuracy"]
-            if not (isinstance(acc, float) and 0.0 <= acc <= 1.0 and s["hash"] == self.config.hash()):
-                raise ValueError(f"test accuracy {acc!r} or hash {s['hash']!r}")
+            if s["status"] == "diverged":
+                ok = isinstance(s["step"], int) and isinstance(s["error"], str)
+            else:
+                ok = s["status"] == "finished" and isinstance(acc, float) and 0.0 <= acc <= 1.0
+            if not (ok and s["hash"] == self.config.hash()):
+                raise ValueError(f"status {s['status']!r}, test accuracy {acc!r} or hash "
+                                 f"{s['hash']!r}")
         return read_valid(self.dir / paths.SUMMARY, strict_json, check)
 
     def summary(self) -> dict:
         """Test accuracy and loss of the fully trained dense network (trains it if needed)."""
-        final = self.state_at(self.total)
+        final = self.state_at(self.total)  # Diverged if the dense network did
         stored = self.stored_summary()
-        if stored is not None:
+        if stored is not None and stored["status"] == "finished":
             return stored
         model = self.plan.build_model()
         model.load_state_dict(final)

@@ -23,3 +23,9 @@ class ScoreError(PaiBenchError, ArithmeticError):
 class RunError(PaiBenchError, RuntimeError):
     """A run cannot go on for a reason outside its own configuration (e.g. the previous level of
     an iterative baseline diverged); a sweep records it as failed and goes on."""
+
+
+class StorageError(PaiBenchError, OSError):
+    """A file or folder cannot be written: read-only, a file where a folder belongs, a name too
+    long, no space left (CLI exit code 2). An OSError, so callers that tolerate a failed write
+    (the data cache) still do."""

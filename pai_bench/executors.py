@@ -22,19 +22,23 @@ import multiprocessing as mp
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import torch
 
+from pai_bench import paths
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
+from pai_bench.io import atomic_write_text
 from pai_bench.options import RunOptions, check_options, option
 from pai_bench.registry import Registry
 from pai_bench.worker import run_one
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
 SWEEPS = ("sweep", "reproduce")  # the entry points that take executor options
+
 
 
 @dataclass(frozen=True)
@@ -94,18 +98,21 @@ def gpu_slots(device_count: int, runs_per_gpu: int) -> list[str]:
 
 
 _WORKER_DEVICE: str | None = None  # the GPU a worker process claimed (--runs-per-gpu)
+_STARTED = None  # the pool's shared record of the runs its workers started
 
 
-def _init_worker(slots) -> None:
+def _init_worker(slots, started) -> None:
     """A worker's start: die with the sweep; with --runs-per-gpu, claim one GPU slot."""
-    global _WORKER_DEVICE
+    global _WORKER_DEVICE, _STARTED
     _die_with_parent()
+    _STARTED = started
     if slots is not None:
         _WORKER_DEVICE = slots.get()
 
 
 def _run_in_worker(config: RunConfig, options: RunOptions):
     """``run_one`` on the worker's claimed GPU, if it claimed one."""
+    _STARTED[_key(config)] = True  # so that a pool lost while it runs knows it was running
     if _WORKER_DEVICE is not None:
         options = options.for_worker(device=_WORKER_DEVICE)
     return run_one(config, options)
@@ -149,14 +156,33 @@ class LocalExecutor(Executor):
                 t0 = time.perf_counter()
                 on_finish(c, run_one(c, options), t0)
             return
+        queue = list(todo)
+        while queue:  # a pool whose worker died is replaced by a fresh one
+            running, queue = self._pool(queue, options, on_finish, say, self.workers)
+            for c in running:  # one at a time: a death now is this run's own
+                say(f"[pai-bench] a worker process died while {paths.run_dir('', c).name} ran: "
+                    f"trying it again in a fresh worker (it resumes from its checkpoint)")
+                t0 = time.perf_counter()
+                again, lost = self._pool([c], options, on_finish, say, 1)
+                if again or lost:
+                    on_finish(c, worker_died(c, options), t0)
+
+    def _pool(self, todo, options, on_finish, say, workers: int
+              ) -> tuple[list[RunConfig], list[RunConfig]]:
+        """Run ``todo`` in one pool of ``workers`` processes, ``on_finish`` for each run that
+        returns. If a worker dies (killed, out of memory) the pool is lost: returns the runs it
+        was running then (to try again, each alone) and those it had not started."""
         ctx = mp.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
+        manager = ctx.Manager()
+        started = manager.dict()
         slots = None
         if self.slots is not None:
-            slots = ctx.Manager().Queue()
+            slots = manager.Queue()
             for s in self.slots:
                 slots.put(s)
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(slots,)) as pool:
+        running, lost = [], []
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(slots, started)) as pool:
             futures = {pool.submit(_run_in_worker, c, options): (c, time.perf_counter())
                        for c in todo}
             remaining = set(futures)
@@ -164,7 +190,27 @@ class LocalExecutor(Executor):
                 done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
                 for f in done:
                     c, t0 = futures[f]
-                    on_finish(c, f.result(), t0)
+                    try:
+                        on_finish(c, f.result(), t0)
+                    except BrokenProcessPool:
+                        (running if _key(c) in started else lost).append(c)
+        manager.shutdown()
+        return running, lost
+
+
+def _key(config: RunConfig) -> str:
+    return paths.run_dir("", config).name
+
+
+def worker_died(config: RunConfig, options: RunOptions) -> dict:
+    """The result of a run whose worker process died twice, the second time running it alone,
+    recorded like any failed run (``<run>/error.txt``)."""
+    error = ("WorkerDied: the worker process running it died twice, the second time running "
+             "it alone (killed, or out of memory)")
+    rdir = paths.run_dir(options.results_dir, config)
+    rdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(rdir / paths.ERROR, error + "\n")
+    return {"status": "failed", "error": error, "config": config}
 
 
 def _die_with_parent() -> None:

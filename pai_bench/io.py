@@ -1,9 +1,15 @@
 """Atomic file writes (a reader never sees a half-written result: write temp, then rename), and
-the one inter-process lock."""
+the one inter-process lock.
+
+A write the filesystem refuses (a read-only folder, a file where a folder belongs, a name too
+long, a full disk) is a ``StorageError``: one line naming the path and the reason, and no
+temporary file left behind."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -14,13 +20,20 @@ from typing import Any
 
 import torch
 
-from pai_bench.errors import ConfigError
+from pai_bench import paths
+from pai_bench.errors import ConfigError, StorageError
+
+NAME_MAX = 255  # the longest file name most filesystems take (ext4, xfs, btrfs, tmpfs, APFS)
+PATH_MAX = 4096  # the longest path Linux takes
 
 
 def _atomic(path: Path, write) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise storage_error(path, e) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
         with os.fdopen(fd, "wb") as f:
@@ -28,10 +41,78 @@ def _atomic(path: Path, write) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = os_error(e, path.parent)
+        if cause is not None and not isinstance(e, StorageError):
+            raise storage_error(path, cause) from None
         raise
+
+
+def os_error(e: BaseException, folder: Path) -> OSError | None:
+    """The OSError behind ``e``: itself, the one it was raised from or while handling
+    (``torch.save`` turns the ENOSPC of its write into a RuntimeError "unexpected pos"), or,
+    for a RuntimeError, an ENOSPC if ``folder``'s disk has no space left; None otherwise."""
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(e, RuntimeError):
+        try:
+            if os.statvfs(folder).f_bavail == 0:
+                return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            pass
+    return None
+
+
+def storage_error(path: Path, e: OSError) -> StorageError:
+    """``e`` of a write of ``path`` as one line: the path, and the reason in words."""
+    error = StorageError(f"cannot write {path}: {os_error_reason(path, e)}")
+    error.errno = e.errno
+    return error
+
+
+def os_error_reason(path: Path, e: OSError) -> str:
+    """Why the filesystem refused to write or reach ``path``, in words (naming the file or
+    folder to blame where the error is about one)."""
+    path = Path(path)
+    code = e.errno
+    if code == errno.ENOSPC:
+        return "no space left on device"
+    if code == errno.EDQUOT:
+        return "disk quota exceeded"
+    if code == errno.ENAMETOOLONG:
+        return name_too_long(path) or "name too long"
+    if code in (errno.ENOTDIR, errno.EEXIST):
+        blocker = next((p for p in reversed(path.parents)
+                        if os.path.lexists(p) and not os.path.isdir(p)), None)
+        if blocker is not None:
+            return f"{blocker} is a file, not a folder"
+    if code == errno.EISDIR:
+        return f"{path} is a folder, not a file"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        folder = next((p for p in path.parents if os.path.isdir(p)), path.parent)
+        how = "a read-only file system" if code == errno.EROFS else "permission denied"
+        return f"{folder} is read-only ({how})"
+    return (e.strerror or str(e) or type(e).__name__).splitlines()[0]
+
+
+def name_too_long(path: Path) -> str | None:
+    """What is too long in ``path`` ("name too long: ..."), or None."""
+    longest = max(Path(path).parts, key=lambda part: len(os.fsencode(part)), default="")
+    size = len(os.fsencode(longest))
+    if size > NAME_MAX:
+        return (f"name too long (a name of {size} characters, the limit is {NAME_MAX}: "
+                f"{longest[:24]}...)")
+    total = len(os.fsencode(os.path.abspath(path)))
+    if total >= PATH_MAX:
+        return f"name too long (a path of {total} characters, the limit is {PATH_MAX})"
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -44,6 +125,8 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_save_torch(obj: Any, path: Path) -> None:
+    """``torch.save`` atomically; a write the disk refuses is a StorageError, never torch's
+    "unexpected pos" (``_atomic`` finds the OSError behind it)."""
     _atomic(path, lambda f: torch.save(obj, f))
 
 
@@ -52,15 +135,34 @@ def read_json(path: Path) -> Any:
 
 
 def check_writable_dir(path: Path) -> None:
-    """ConfigError unless ``path`` is a folder that can be written, or can be created as one
-    (checked before any work starts, so nothing is computed that could not be stored)."""
+    """ConfigError unless ``path`` is a folder that can be written, or can be created as one,
+    and so are the folders the suite keeps in it (``paths.RESULT_FOLDERS``: runs, masks, dense,
+    .locks) where they exist (checked before any work starts, so nothing is computed that could
+    not be stored). One line naming the path to blame: a file where a folder belongs, a folder
+    that is read-only, a name too long."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
+    too_long = name_too_long(path)
+    if too_long:
+        raise ConfigError(f"results folder {path} cannot be written: {too_long}")
+    if os.path.lexists(path) and not os.path.isdir(path):
         raise ConfigError(f"results path {path} exists and is not a folder")
-    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"results folder {path} cannot be written ({existing} is not a "
-                          f"writable folder)")
+    existing = next(p for p in (path, *path.absolute().parents) if os.path.lexists(p))
+    if not os.path.isdir(existing):
+        raise ConfigError(f"results folder {path} cannot be written: {existing} is a file, "
+                          f"not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"results folder {path} cannot be written: {existing} is read-only")
+    if existing != path:
+        return
+    for name in paths.RESULT_FOLDERS:
+        folder = path / name
+        if not os.path.lexists(folder):
+            continue
+        if not os.path.isdir(folder):
+            raise ConfigError(f"results folder {path} cannot be written: {folder} is a file, "
+                              f"not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"results folder {path} cannot be written: {folder} is read-only")
 
 
 @contextmanager
@@ -69,15 +171,48 @@ def file_lock(path: Path):
 
     Processes on this machine (and on a shared filesystem that supports ``fcntl`` locks) wait for
     one another; the kernel releases the lock if its holder dies, so a killed worker never leaves
-    a stale lock behind."""
+    a stale lock behind. The block gets whether it had to wait for another holder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "w")
+    except OSError as e:
+        raise storage_error(path, e) from None
+    with handle as f:
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            waited = True
+        try:
+            yield waited
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def tensor_digest(obj: Any) -> str:
+    """sha256 (16 hex digits) of every tensor in ``obj`` (nested dicts, lists, tuples), with
+    its key path, dtype and shape, in a fixed order: what a stored state must still hash to
+    when it is read back (a flipped byte in a weight changes it; 1e25 is finite and would pass
+    any range check)."""
+    h = hashlib.sha256()
+
+    def walk(value, key: str) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            for k in sorted(value, key=str):
+                walk(value[k], f"{key}/{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(v, f"{key}/{i}")
+        else:
+            h.update(f"{key}={value!r}|".encode())
+    walk(obj, "")
+    return h.hexdigest()[:16]
 
 
 def _umask() -> int:
@@ -90,8 +225,10 @@ class Invalid(Exception):
     """A stored file that does not fit the run it belongs to."""
 
 
-def quarantine(path: Path, reason: str) -> Path:
-    """Move ``path`` aside as ``<name>.corrupt`` (``.corrupt.1``, ... if taken); say so once."""
+def quarantine(path: Path, reason: str, then: str = "recomputing") -> Path:
+    """Move ``path`` aside as ``<name>.corrupt`` (``.corrupt.1``, ... if taken); say so once,
+    with what happens next (``then``: "recomputing" where the caller recomputes it, else what
+    the user can do)."""
     target = path.with_name(path.name + ".corrupt")
     n = 0
     while target.exists():
@@ -99,5 +236,5 @@ def quarantine(path: Path, reason: str) -> Path:
         target = path.with_name(f"{path.name}.corrupt.{n}")
     path.rename(target)
     print(f"[pai-bench] warning: {path} is invalid ({reason}); kept as {target.name}, "
-          f"recomputing", file=sys.stderr)
+          f"{then}", file=sys.stderr)
     return target

@@ -29,6 +29,7 @@ WEIGHTS = "weights.pt"        # the trained sparse network's state_dict (weights
 ERROR = "error.txt"           # the traceback of a run that failed in a sweep
 TABLES = "tables.md"          # the Markdown of every table of a report
 RESULTS_ENV = "PAI_BENCH_RESULTS"
+RESULT_FOLDERS = ("runs", "masks", "dense", ".locks")  # the folders a results folder holds
 
 
 def default_results_dir() -> Path:

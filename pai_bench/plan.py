@@ -53,6 +53,10 @@ class Plan:
             if step >= p.total_steps:
                 raise ConfigError(f"{name} {step} is not before the end of training "
                                   f"({p.total_steps} steps)")
+        if p.config.rounds is not None and p.config.rounds > facts.total:  # rounds of nothing
+            raise ConfigError(f"--rounds {p.config.rounds} exceeds the {facts.total} prunable "
+                              f"weights of {p.config.model!r}: give at most one round per weight "
+                              f"(--rounds 1 to {facts.total})")
         p.method.check_plan(p)  # what a method can only check against the network
         return p
 
@@ -133,9 +137,11 @@ def load_data(p: Plan, data_root: Path | None, cache_dir: Path | None = None) ->
     seed = derive_seed(p.config.seed, "subset")
     # a preset's subset takes at most the data set; an explicit --subset must fit
     train = load_split(p.config.dataset, data_root, "train", subset=train_subset, seed=seed,
-                       cache_dir=cache_dir, at_most=p.config.subset is None)
+                       cache_dir=cache_dir, at_most=p.config.subset is None,
+                       what="--subset" if p.config.subset is not None else None)
     test = load_split(p.config.dataset, data_root, "test", subset=test_subset, seed=seed,
-                      cache_dir=cache_dir, at_most=p.config.test_subset is None)
+                      cache_dir=cache_dir, at_most=p.config.test_subset is None,
+                      what="--test-subset" if p.config.test_subset is not None else None)
     if train.classes and test.classes and tuple(train.classes) != tuple(test.classes):
         raise ConfigError(f"the training and test splits of {p.config.dataset!r} have different "
                           f"classes: {list(train.classes)[:5]} vs {list(test.classes)[:5]}")

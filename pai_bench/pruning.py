@@ -124,7 +124,7 @@ def check_scores(scores: Mapping[str, torch.Tensor], reference: Masks) -> None:
     if set(scores) != set(reference):
         missing, extra = set(reference) - set(scores), set(scores) - set(reference)
         raise ScoreError(f"scores must cover exactly the prunable parameters; "
-                         f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+                         f"missing {sorted(missing)}, unknown {sorted(extra)}")
     for name, s in scores.items():
         if tuple(s.shape) != tuple(reference[name].shape):
             raise ScoreError(f"score {name!r} has shape {tuple(s.shape)}, "

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -42,6 +43,10 @@ from pai_bench.options import RunOptions
 from pai_bench.worker import run_one
 
 MAX_RETRIES = 3                # worker deaths survived per run; each retry resumes the run
+# Seconds to reach a cluster's head before ``ray.init`` (``probe``): ``ray.init`` itself retries
+# an unreachable address for minutes (20 tries, each a connection timeout), with no option of
+# ``ray.init`` that shortens it for a driver.
+CONNECT_TIMEOUT_S = 10.0
 TASK_PREFIX = "pai-bench:"     # task name and worker process title: ray::pai-bench:<run folder>
 INSTALL = "pip install -e '.[ray]'"
 
@@ -93,6 +98,10 @@ def run(todo: list, options: RunOptions, *, address: str | None, on_finish, say=
     ray = require_ray()
     connected_here = not ray.is_initialized()
     if connected_here:
+        if address:
+            probe(address)
+        else:
+            probe(os.environ.get("RAY_ADDRESS"), what="$RAY_ADDRESS")
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except (ConnectionError, ValueError, RuntimeError) as e:
@@ -126,6 +135,59 @@ def run(todo: list, options: RunOptions, *, address: str | None, on_finish, say=
             ray.shutdown()  # disconnects this driver; the cluster keeps running
 
 
+def probe(address: str | None, timeout: float | None = None, what: str = "--ray-address") -> None:
+    """ConfigError within about ``timeout`` seconds (``CONNECT_TIMEOUT_S``) unless a Ray head
+    answers at ``address`` (``HOST:PORT``, given as ``what``; None, ``auto``, ``local`` and
+    ``ray://`` addresses are left to Ray). First a TCP connection (a refused port, an address
+    no route leads to), then the first question ``ray.init`` asks, the cluster's id from the
+    head's GCS over gRPC (Ray's own dependency): an address where something that is not a Ray
+    head listens, or where nothing answers, is refused in seconds instead of the minutes of
+    ``ray.init``'s retries and a screen of its warnings."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")  # an IPv6 address: [::1]:6379
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"{what} takes HOST:PORT (the head's GCS port, 6379 unless `ray start "
+                          f"--head --port` said otherwise), got {address!r}")
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    hint = (f"check {what} (the address `ray start --head` printed: HOST:PORT of the head's "
+            f"GCS, port 6379 by default)")
+    cannot = f"cannot reach the Ray cluster at {what} {address}"
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except socket.timeout:
+        raise ConfigError(f"{cannot}: no answer within {timeout:g} s; {hint}") from None
+    except OSError as e:
+        raise ConfigError(f"{cannot}: {e.strerror or e}; {hint}") from None
+    try:
+        import grpc  # Ray's own dependency: installed with it
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:  # another Ray than this was written for: ray.init alone decides
+        return
+    channel = grpc.insecure_channel(address)
+    try:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise ConfigError(f"{cannot}: it accepts connections but does not answer (within "
+                              f"{timeout:g} s); {hint}") from None
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        try:
+            stub.GetClusterId(gcs_service_pb2.GetClusterIdRequest(), timeout=timeout)
+        except grpc.RpcError as e:
+            code = e.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:  # a server, but not a Ray head's GCS
+                said = " ".join(str(e.details()).split())[:80]
+                raise ConfigError(f"no Ray cluster at {what} {address}: the server there is not "
+                                  f"a Ray head ({said}); {hint}") from None
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise ConfigError(f"{cannot}: {code.name.lower()}; {hint}") from None
+            # anything else (say, a cluster that wants a token) is a Ray head: ray.init decides
+    finally:
+        channel.close()
+
+
 def _result(ray, ref, config) -> dict:
     """The task's summary; a task that failed outside ``run_one`` (its node cannot see the
     results, its worker died more than MAX_RETRIES times) is a failed run, like a local one."""
@@ -151,4 +213,5 @@ def _check_feasible(nodes: list[dict], cpus: int, gpus: int) -> None:
                           f"run ({_describe(nodes)}); lower --threads or add nodes")
 
 
-__all__ = ["RayExecutor", "run", "run_task", "require_ray", "MAX_RETRIES", "TASK_PREFIX"]
+__all__ = ["RayExecutor", "run", "run_task", "require_ray", "probe", "MAX_RETRIES",
+           "TASK_PREFIX", "CONNECT_TIMEOUT_S"]

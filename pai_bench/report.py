@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pai_bench import plots
 from pai_bench.errors import ConfigError
+from pai_bench.io import name_too_long
 from pai_bench.results import load_runs
 from pai_bench.table import build_tables, write_tables
 
@@ -15,8 +17,20 @@ from pai_bench.table import build_tables, write_tables
 def results_folder(results_dir: Path | str) -> Path:
     """``results_dir``, which must exist (a ConfigError names it otherwise)."""
     path = Path(results_dir)
-    if not path.is_dir():
+    too_long = name_too_long(path)
+    if too_long:
+        raise ConfigError(f"results folder {path} cannot be read: {too_long}")
+    if not os.path.isdir(path):
         raise ConfigError(f"results folder {path} does not exist")
+    return path
+
+
+def require_runs(results_dir: Path | str) -> Path:
+    """``results_folder(results_dir)``, which must hold at least one stored run: what ``table``
+    and ``plot`` say alike about a folder without runs (a ConfigError naming it)."""
+    path = results_folder(results_dir)
+    if load_runs(path).empty:
+        raise ConfigError(f"no runs in {path}")
     return path
 
 
@@ -36,7 +50,7 @@ def figures(results_dir: Path | str, out: Path | str, layer_sparsity: float | No
     ``layer_sparsity``: the sparsity of the per-layer density figure (default: the highest)."""
     runs = load_runs(results_dir, configs)
     if runs.empty:
-        raise ConfigError(f"no finished runs under {results_dir}")
+        raise ConfigError(f"no runs in {results_dir}")
     out = Path(out)
     s = layer_sparsity if layer_sparsity is not None else float(runs["sparsity"].max())
     return (plots.accuracy_vs_sparsity(runs, out) + plots.checks_per_method(runs, out)

@@ -16,6 +16,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 from pai_bench import paths
 from pai_bench.artifacts import read_summary
 from pai_bench.config import RunConfig, fields_of, setting_fields
+from pai_bench.errors import ConfigError
 from pai_bench.findings import (PAPER_FINDINGS, after_training, default_margin_points,
                                 first_covering, with_margin)
 from pai_bench.verdicts import (INCONCLUSIVE, MIN_SEEDS, answer, detectable_difference, holm,
@@ -29,7 +30,11 @@ COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
 
 def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfig) -> pd.DataFrame:
     """One row per run summary under ``<results_dir>/runs`` (only those of ``configs`` if
-    given); unreadable files are skipped with a warning that names them."""
+    given); unreadable files are skipped with a warning that names them. A folder without
+    runs gives no rows; a folder that does not exist is a ConfigError naming it (a mistyped
+    path is not an empty result)."""
+    if not Path(results_dir).is_dir():
+        raise ConfigError(f"results folder {results_dir} does not exist")
     rows = []
     if configs is None:
         found = paths.summaries(results_dir)

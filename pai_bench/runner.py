@@ -23,14 +23,16 @@ from pathlib import Path
 import torch
 
 from pai_bench import chain, costs, paths
-from pai_bench.artifacts import read_masks, read_summary, read_training_state
+from pai_bench.artifacts import (read_layer_report, read_masks, read_summary,
+                                 read_training_state, stale_run_files)
 from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress
 from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
 from pai_bench.device import torch_threads
 from pai_bench.effective import effective_masks, effective_summary
-from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock
+from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest
 from pai_bench.masks import Masks
+from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
 from pai_bench.plan import Plan, load_data, make_plan
 from pai_bench.precision import resolve
@@ -40,9 +42,18 @@ from pai_bench.train import Diverged, evaluate, train
 
 
 def stored_summary(config: RunConfig, results_dir: Path) -> dict | None:
-    """The run's stored summary, if there is a valid one (``pai_bench.artifacts``)."""
-    return read_summary(paths.run_dir(results_dir, config) / paths.SUMMARY, config.hash(),
-                        type(config))
+    """The run's stored summary, if there is a valid one and the run's files still hold what
+    it says (``artifacts.stale_run_files``). A file that does not is quarantined, and the run
+    is recomputed: retrained if its masks, weights or metric rows were invalid (the summary is
+    quarantined with them), else only its ``config.json`` and layer report rebuilt."""
+    rdir = paths.run_dir(results_dir, config)
+    summary = read_summary(rdir / paths.SUMMARY, config.hash(), type(config))
+    if summary is None:
+        return None
+    need = stale_run_files(rdir, summary, type(config))
+    if need == "retrain":
+        quarantine(rdir / paths.SUMMARY, "a file it describes is invalid", "retraining the run")
+    return summary if need is None else None
 
 
 def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> dict:
@@ -54,6 +65,7 @@ def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> di
     precision it uses. Another process asking for the same run waits for it and returns its
     stored summary: a run is never trained twice at once."""
     options = options.resolved()
+    load_plugins(options.plugins)
     config = resolve(config, options.torch_device)
     return execute_plan(make_plan(config), options, callbacks)
 
@@ -63,7 +75,7 @@ def execute_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict
     summary, or the data loaded, the levels above it trained, and the run."""
     done = stored_summary(plan.config, options.results_dir)
     if done is not None:
-        return done
+        return {**done, "reused": "stored"}  # "reused": not stored; what this call did
     plan = load_data(plan, options.data_root, options.cache_dir)  # bad data writes nothing
     for level in chain.ancestors(plan):  # an iterative baseline's levels, top level first
         run_plan(plan.level(level), options)
@@ -73,10 +85,13 @@ def execute_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict
 def run_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:
     """The stored summary of ``plan`` (data loaded), or the run, under the run's lock."""
     rdir = paths.run_dir(options.results_dir, plan.config)
-    with torch_threads(options.threads), file_lock(paths.lock_file(rdir)):
+    with torch_threads(options.threads), file_lock(paths.lock_file(rdir)) as waited:
         done = stored_summary(plan.config, options.results_dir)  # finished while we waited
         if done is not None:
-            return done
+            if waited:
+                options.say(f"[pai-bench] waited for another process's run of {rdir.name}; "
+                            f"its result:")
+            return {**done, "reused": "waited" if waited else "stored"}
         return _execute(plan, options, rdir, callbacks)
 
 
@@ -94,6 +109,8 @@ class Stage:
         model = self.plan.build_model()
         if step:
             model.load_state_dict(self.dense.state_at(step))
+            if not all(bool(torch.isfinite(t).all()) for t in model.parameters()):
+                raise Diverged(step, float("nan"), "a weight of the dense network")
         return model
 
     def score(self, scorer, model, density: float, rounds: int, current: Masks | None = None):
@@ -119,9 +136,13 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
     model = p.build_model()  # the network that trains; its initial weights are "init"'s
-    masks, eff = masks_stage(stage, rdir, model)
+    masks = eff = None
     status, error = "finished", None
-    try:
+    try:  # divergence is a result wherever it happens: the dense network, scoring, training
+        masks, eff = masks_stage(stage, rdir, model)
+        kept = read_summary(rdir / paths.SUMMARY, config.hash(), type(config))
+        if kept is not None:  # finished: only config.json and the layer report were rebuilt
+            return kept
         train_stage(stage, model, masks, rdir, callbacks)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
@@ -131,33 +152,69 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
         options.say(f"[pai-bench] {e}: recorded as diverged")
     summary = dict(config=config.to_dict(), hash=config.hash(), status=status, error=error,
                    test_accuracy=metrics["accuracy"], test_loss=metrics["loss"],
-                   sparsity=masks.sparsity(), kept=masks.kept(), prunable=masks.total(),
-                   collapsed_layers=[r["name"] for r in masks.layer_report() if r["collapsed"]],
-                   **effective_summary(masks, eff),
+                   **masks_summary(p, masks, eff),
                    train_examples=len(p.train_data), test_examples=len(p.test_data),
                    start_step=p.start_step, total_steps=p.total_steps, pruning_rounds=p.rounds,
                    seconds=round(time.perf_counter() - t0, 2),
-                   dense_test_accuracy=dense_accuracy(stage),
-                   cost=cost_of(p, [*chain.level_masks(p, options.results_dir), masks]))
+                   dense_test_accuracy=dense_accuracy(stage))
+    if masks is not None:
+        summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
+        summary["digests"] = {"masks": tensor_digest(dict(masks))}
     if status == "finished":  # the trained sparse network, loadable with weights_only=True
-        atomic_save_torch(model.state_dict(), rdir / paths.WEIGHTS)
+        state = model.state_dict()
+        atomic_save_torch(state, rdir / paths.WEIGHTS)
+        summary["digests"]["weights"] = tensor_digest(state)
     atomic_write_json(rdir / paths.SUMMARY, summary)
     (rdir / paths.CHECKPOINT).unlink(missing_ok=True)
     return summary
 
 
+def masks_summary(p: Plan, masks: Masks | None, eff: Masks | None) -> dict:
+    """What a summary says of the run's masks; nominal values when the run diverged before it
+    had masks (its dense network, or scoring a diverged network)."""
+    if masks is None:
+        return dict(sparsity=p.config.sparsity, kept=p.kept, prunable=p.facts.total,
+                    collapsed_layers=[], effective_sparsity=None, ineffective_kept=None,
+                    dead_layers=[])
+    return dict(sparsity=masks.sparsity(), kept=masks.kept(), prunable=masks.total(),
+                collapsed_layers=[r["name"] for r in masks.layer_report() if r["collapsed"]],
+                **effective_summary(masks, eff))
+
+
 def masks_stage(stage: Stage, rdir: Path, model) -> tuple[Masks, Masks]:
     """The run's final masks (the method's, after the check) and their effective masks
-    (``pai_bench.effective``); ``model``: the run's network (only its structure is read)."""
+    (``pai_bench.effective``); ``model``: the run's network (only its structure is read).
+
+    Stored masks of a resumed run are compared with what they derive from, the method's
+    shared masks (when stored), and recomputed if they differ (a ``masks.pt`` of the right
+    count at other positions); a missing layer report is rebuilt from them."""
     p, path = stage.plan, rdir / paths.MASKS
     masks = read_masks(path, p.facts, p.kept)
+    if masks is not None:
+        source = read_masks(shared_masks_path(stage), p.facts, p.kept)
+        if source is not None and masks != derived(p, source):
+            quarantine(path, "its masks differ from those the method's masks give",
+                       "recomputing (and the training that used them)")
+            (rdir / paths.CHECKPOINT).unlink(missing_ok=True)
+            masks = None
     if masks is None:
-        method_masks = shared_method_masks(stage)
-        masks = p.check.masks(method_masks, generator(p.config.seed, "shuffle"))
+        masks = derived(p, shared_method_masks(stage))
         eff = effective_masks(model, masks, p.input_shape)
         masks.save(path, eff)
         return masks, eff
-    return masks, effective_masks(model, masks, p.input_shape)
+    eff = effective_masks(model, masks, p.input_shape)
+    if read_layer_report(paths.layers_file(path), "rebuilding it") is None:
+        masks.save(path, eff)
+    return masks, eff
+
+
+def derived(p: Plan, method_masks: Masks) -> Masks:
+    """The run's masks from the method's: the check applied (shuffle: with the run's seed)."""
+    return p.check.masks(method_masks, generator(p.config.seed, "shuffle"))
+
+
+def shared_masks_path(stage: Stage) -> Path:
+    return paths.method_masks_dir(stage.options.results_dir, stage.plan.mask_source()) / paths.MASKS
 
 
 def shared_method_masks(stage: Stage) -> Masks:
@@ -165,9 +222,8 @@ def shared_method_masks(stage: Stage) -> Masks:
     ``paths.method_masks_dir``: the runs of the checks that change only weights or positions
     (none, shuffle, reinit) read the same masks instead of scoring three times."""
     p = stage.plan
-    folder = paths.method_masks_dir(stage.options.results_dir, p.mask_source())
-    path = folder / paths.MASKS
-    with file_lock(paths.lock_file(folder)):
+    path = shared_masks_path(stage)
+    with file_lock(paths.lock_file(path.parent)):
         masks = read_masks(path, p.facts, p.kept)
         if masks is None:
             t0 = time.perf_counter()
@@ -209,7 +265,10 @@ def dense_accuracy(stage: Stage) -> float | None:
     trained network (which trained it), read if stored for the others."""
     p = stage.plan
     if p.method.dense_steps(p) >= p.total_steps:
-        return stage.dense.summary()["test_accuracy"]
+        try:
+            return stage.dense.summary()["test_accuracy"]
+        except Diverged:
+            return None
     summary = stage.dense.stored_summary()
     return summary["test_accuracy"] if summary is not None else None
 

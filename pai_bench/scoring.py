@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
+from typing import Mapping
 
 import torch
 from torch import nn
 
+from pai_bench.errors import ConfigError, ScoreError
 from pai_bench.methods.base import Scorer, ScoringContext
 from pai_bench.masks import Masks, apply_
 from pai_bench.models import prunable_names
-from pai_bench.pruning import exponential_schedule, fixed_layer_masks, threshold
+from pai_bench.pruning import check_scores, exponential_schedule, fixed_layer_masks, threshold
 
 
 # torch intra-op CPU threads while scoring. One: on CPUs every reduction then adds in one order.
@@ -81,8 +83,8 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
         ctx = ScoringContext(model=work, masks=masks, data=data, num_classes=num_classes,
                              input_shape=input_shape, generator=generator,
                              device=torch.device(device), density=d, original=original)
-        scores = scorer.score(ctx)
         ranked = start if scorer.revives else masks
+        scores = checked_scores(scorer, scorer.score(ctx), ranked)
         layer_densities = scorer.layer_densities(ranked, d)
         if layer_densities is None:
             masks = threshold(scope, scores, d, ranked, lowest=lowest)
@@ -95,3 +97,29 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
                         p.copy_(original[n])
         apply_(pruned, masks)
     return masks
+
+
+def checked_scores(scorer: Scorer, scores, masks: Masks) -> Mapping[str, torch.Tensor]:
+    """``scores``, if they are what ``Scorer.score`` promises: a dict with one real-valued
+    (floating-point or integer) tensor of its parameter's shape for every name of ``masks``
+    and no other, and no NaN or infinite value. Otherwise a ConfigError naming the scorer and
+    what is wrong, before any mask is made from them (a plugin's bug, caught for every method
+    here, once; coverage, shapes and finite values by ``pruning.check_scores``, the pure
+    functions' own check)."""
+    who = f"scorer {scorer.name!r} ({type(scorer).__module__}.{type(scorer).__qualname__})"
+    if not isinstance(scores, Mapping):
+        kind = "None" if scores is None else f"a {type(scores).__name__}"
+        raise ConfigError(f"{who} returned {kind}; score() must return a dict "
+                          f"{{parameter name: score tensor}} for every prunable parameter")
+    for name, s in scores.items():
+        if not isinstance(s, torch.Tensor):
+            raise ConfigError(f"{who} returned a {type(s).__name__} for {name!r}; a score must "
+                              f"be a tensor of the parameter's shape")
+        if s.dtype == torch.bool or s.is_complex():
+            raise ConfigError(f"{who} returned {s.dtype} scores for {name!r}; scores must be "
+                              f"real numbers (a floating-point or integer tensor) to rank")
+    try:  # coverage, shapes and finite values: the check the pruning functions make
+        check_scores(scores, masks)
+    except ScoreError as e:
+        raise ConfigError(f"{who}: {e}") from None
+    return scores

@@ -33,7 +33,7 @@ from pai_bench import ray_executor  # noqa: F401  (registers the "ray" executor)
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
 from pai_bench.executors import EXECUTORS, ExecutorOptions
-from pai_bench.methods import METHODS
+from pai_bench.methods import METHODS, load_plugins
 from pai_bench.options import RunOptions
 from pai_bench.plan import make_plan
 from pai_bench.precision import resolve
@@ -75,9 +75,14 @@ def load_spec(path: Path | None = None, overrides: dict | None = None) -> SweepS
     data: dict = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_text())
+            data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"sweep file {path} is not UTF-8 text (byte {e.object[e.start]:#04x} "
+                              f"at offset {e.start}); TOML files are UTF-8: save it as UTF-8"
+                              ) from None
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise ConfigError(f"cannot read sweep file {path}: {e}") from e
+        _check_run_table(data.get("run", {}), f"sweep file {path}: ")
     overrides = dict(overrides or {})
     run = {**data.get("run", {}), **overrides.pop("run", {})}
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -85,11 +90,22 @@ def load_spec(path: Path | None = None, overrides: dict | None = None) -> SweepS
     return spec_from_dict(data)
 
 
+def _check_run_table(run, where: str = "") -> None:
+    """ConfigError unless ``run`` (a sweep's shared settings) is one table of settings."""
+    if isinstance(run, list) and run and all(isinstance(r, dict) for r in run):
+        raise ConfigError(f"{where}'run' is an array of tables ([[run]]); the settings every run "
+                          f"shares are one table: write [run] once, then key = value lines")
+    if not isinstance(run, dict):
+        raise ConfigError(f"{where}'run' must be a table of run settings ([run], then key = "
+                          f"value lines), got {run!r}")
+
+
 def spec_from_dict(data: dict) -> SweepSpec:
     valid = {f.name for f in dataclasses.fields(SweepSpec)}
     unknown = set(data) - valid
     if unknown:
         raise ConfigError(f"unknown sweep keys {sorted(unknown)}; valid: {sorted(valid)}")
+    _check_run_table(data.get("run", {}))
     run_fields = {f.name for f in dataclasses.fields(RunConfig)} - set(axes().values())
     bad = set(data.get("run", {})) - run_fields
     if bad:
@@ -99,6 +115,9 @@ def spec_from_dict(data: dict) -> SweepSpec:
     for key in axes():
         if key in data and not isinstance(data[key], (list, tuple)):
             raise ConfigError(f"sweep key {key!r} takes a list, got {data[key]!r}")
+        if key in data and not data[key]:  # an empty axis would make a sweep of no runs
+            raise ConfigError(f"a sweep needs at least one value of {key} (--{key.replace('_', '-')}"
+                              f" A,B,... or {key} = [...] in the sweep file), got none")
     spec_axes = {k: tuple(v) for k, v in data.items() if k in axes()}
     return SweepSpec(**spec_axes, run=dict(data.get("run", {})))
 
@@ -119,6 +138,7 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
     here (a quick measured throughput, compared with ``sized_for`` images/s per worker when
     given)."""
     options = options.resolved()
+    load_plugins(options.plugins)  # their methods are checked here, and run in the workers
     runner = executor.make()
     where = runner.where()
     configs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs))
@@ -141,9 +161,11 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
         acc = summary.get("test_accuracy")
         text = f"{acc:.4f}" if isinstance(acc, float) else summary.get("error", "n/a")
         seconds = summary.get("seconds") or time.perf_counter() - t0  # the run's own time
+        who = "  (trained by another process: waited for it)" \
+            if summary.get("reused") == "waited" else f"  ({seconds:.0f} s)"
         bar.write(f"  {config.method:26s} sparsity {config.sparsity:<7g} seed {config.seed} "
                   f"check {config.check:8s} prune_at {config.prune_at:<6d} "
-                  f"{summary['status']:9s} {text}  ({seconds:.0f} s)")
+                  f"{summary['status']:9s} {text}{who}")
         bar.update(1)
         results.append(summary)
 

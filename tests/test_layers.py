@@ -20,8 +20,8 @@ PACKAGES = {"pai_bench": "pai_bench", "methods": "pai_bench.methods",
 # Optional dependencies (Ray, plotting, TensorBoard, safetensors) and plugins (importlib) may be
 # imported lazily, inside the function that needs them; everything else must be imported at
 # module level so that the layering is visible at the top of each file.
-ALLOWED = {"ray", "matplotlib", "tensorboard", "torch.utils.tensorboard", "safetensors",
-           "importlib"}
+ALLOWED = {"ray", "grpc", "matplotlib", "tensorboard", "torch.utils.tensorboard", "safetensors",
+           "importlib"}  # grpc: Ray's own dependency (the Ray executor's connection probe)
 
 
 def project_modules(root: Path, packages: dict[str, str]) -> dict[str, Path]:

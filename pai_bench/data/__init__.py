@@ -51,17 +51,19 @@ def default_cache_dir() -> Path:
 
 
 def balanced_indices(labels: Tensor, count: int, num_classes: int,
-                     generator: torch.Generator) -> Tensor:
+                     generator: torch.Generator, what: str | None = None) -> Tensor:
     """A seeded class-balanced sample of ``count`` indices, sorted.
 
     Each class gets ``count // num_classes`` examples and the first ``count % num_classes``
     classes one more. Vectorized: shuffle once, stable-sort the shuffled labels to group classes,
-    and keep the first ``need[c]`` of each group.
+    and keep the first ``need[c]`` of each group. ``what``: the option that asked for ``count``
+    (``--test-subset``), named by the errors.
     """
     n = len(labels)
+    asked = f"{what} {count}" if what else f"subset size {count}"
     if not num_classes <= count <= n:
-        raise ConfigError(f"subset size {count} is out of range: it must be between the number of "
-                          f"classes ({num_classes}) and the split size ({n})")
+        raise ConfigError(f"{asked} is out of range: the subset size must be between the number "
+                          f"of classes ({num_classes}) and the split size ({n})")
     need = torch.full((num_classes,), count // num_classes)
     need[: count % num_classes] += 1
     if n and not 0 <= int(labels.min()) <= int(labels.max()) < num_classes:
@@ -71,8 +73,8 @@ def balanced_indices(labels: Tensor, count: int, num_classes: int,
     short = torch.nonzero(have < need).flatten()
     if len(short):
         c = int(short[0])
-        raise ConfigError(f"cannot draw {count} class-balanced examples: class {c} has "
-                          f"{int(have[c])} examples, {int(need[c])} needed")
+        raise ConfigError(f"{asked}: cannot draw {count} class-balanced examples: class {c} "
+                          f"has {int(have[c])} examples, {int(need[c])} needed")
     perm = torch.randperm(n, generator=generator)
     order = torch.argsort(labels[perm], stable=True)
     grouped, grouped_labels = perm[order], labels[perm][order]
@@ -82,13 +84,15 @@ def balanced_indices(labels: Tensor, count: int, num_classes: int,
 
 
 def load_split(name: str, root: Path | str | None, split: str, *, subset: int | None = None,
-               seed: int = 0, cache_dir: Path | None = None, at_most: bool = False) -> Split:
+               seed: int = 0, cache_dir: Path | None = None, at_most: bool = False,
+               what: str | None = None) -> Split:
     """Load a registered data set's split ("train" or "test").
 
     ``root`` goes through ``resolve_data_root`` (ignored by data sets with needs_root False);
     ``subset`` keeps a class-balanced sample of that many examples drawn with ``seed``;
     ``cache_dir`` defaults to ``default_cache_dir()``; ``at_most``: a ``subset`` as large as the
-    split or larger means the whole split (a preset's size on a small data set), not an error.
+    split or larger means the whole split (a preset's size on a small data set), not an error;
+    ``what``: the option that set ``subset`` (``--subset``), named by its errors.
     """
     spec = DATASETS.get(name)
     if split not in SPLITS:
@@ -104,4 +108,4 @@ def load_split(name: str, root: Path | str | None, split: str, *, subset: int | 
     if subset is None or (at_most and subset >= len(data)):
         return data
     generator = torch.Generator().manual_seed(seed)
-    return data.subset(balanced_indices(data.labels, subset, data.num_classes, generator))
+    return data.subset(balanced_indices(data.labels, subset, data.num_classes, generator, what))
