@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,9 @@ def read_mask_file(path: str | Path) -> tuple[Masks, str]:
             from safetensors.torch import load  # optional: only for .safetensors files
             raw = load(data)
         else:
-            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch's pickle warnings: the error says it all
+                warnings.simplefilter("ignore")
+                raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         if isinstance(raw, dict) and any(isinstance(t, torch.Tensor) and t.layout != torch.strided
                                          for t in raw.values()):
             raise ValueError("it holds sparse tensors; save dense bool tensors")

@@ -53,6 +53,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # (``pai_bench.seeding``): below this bound no two seeds (and no two epochs' data orders) share
 # a stream, so two replicates are never the same run under two names.
 MAX_SEED = 2**32 - 1
+# The optimizer multiplies float32 gradients by the learning rate: a larger one cannot be
+# represented (torch: "value cannot be converted to type float without overflow").
+MAX_LR = 3.4028234663852886e38
 # The most pruning rounds a run may ask for (``--rounds``): far above every paper's schedule
 # (SynFlow's 100; a baseline's rounds are prune-retrain levels, each a full training run), and
 # low enough that a mistyped count is refused at once instead of scoring for days (one list of
@@ -100,7 +103,7 @@ class RunConfig:
                                  help="override the preset's epochs (milestones scale with it)")
     batch_size: int | None = setting(None, "training", kind=int, positive=True,
                                      help="override the preset's batch size")
-    lr: float | None = setting(None, "training", kind=float, positive=True,
+    lr: float | None = setting(None, "training", kind=float, positive=True, maximum=MAX_LR,
                                help="override the preset's learning rate")
     subset: int | None = setting(None, "data", kind=int, positive=True,
                                  help="class-balanced training examples (default: the preset's)")
@@ -187,7 +190,9 @@ def _canonical(f: dataclasses.Field, value: Any) -> Any:
         what = "a positive integer" if meta["kind"] is int else "> 0"
         raise ConfigError(f"{f.name} must be {what}, got {value!r}")
     low, high = meta["minimum"], meta["maximum"]
-    if high is not None and not low <= value <= high:
+    if meta["kind"] is float and high is not None and value > high:
+        raise ConfigError(f"{f.name} must be at most {high:.4g}, got {value!r}")
+    if meta["kind"] is int and high is not None and not low <= value <= high:
         raise ConfigError(f"{f.name} must be an integer in [{low}, {high}], got {value!r}")
     if low is not None and value < low:
         raise ConfigError(f"{f.name} must be a non-negative integer, got {value!r}")

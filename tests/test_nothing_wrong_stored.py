@@ -188,3 +188,64 @@ def test_a_killed_worker_fails_its_run_not_the_sweep(tmp_path, monkeypatch):
     assert "died twice" in failed[0]["error"]
     assert (paths.run_dir(tmp_path / "r", configs[1]) / paths.ERROR).exists()
     shutil.rmtree(tmp_path / "r")
+
+
+MASK_SHAPES = {"fc1.weight": (300, 3072), "fc2.weight": (100, 300), "fc3.weight": (10, 100)}
+
+
+def _masks_file(kind: str, path):
+    good = {n: torch.rand(s, generator=torch.Generator().manual_seed(0)) > 0.5
+            for n, s in MASK_SHAPES.items()}
+    torch.save(good, path)
+    data = path.read_bytes()
+    contents = {"empty": b"", "random": bytes(range(256)) * 8,
+                "truncated": data[: len(data) // 2],
+                "pickled": __import__("pickle").dumps({"a": 1})}
+    if kind == "sparse":
+        torch.save({n: m.to_sparse() for n, m in good.items()}, path)
+    elif kind == "all_pruned":
+        torch.save({n: torch.zeros_like(m) for n, m in good.items()}, path)
+    else:
+        path.write_bytes(contents[kind])
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("empty", "cannot read masks file"), ("random", "cannot read masks file"),
+    ("truncated", "cannot read masks file"), ("pickled", "cannot read masks file"),
+    ("sparse", "sparse tensors"), ("all_pruned", "keeps no weight")])
+def test_a_bad_masks_file_is_one_line_exit_2_and_nothing_written(kind, words, tmp_path, capsys):
+    from pai_bench.cli import main
+    path = tmp_path / f"{kind}.pt"
+    _masks_file(kind, path)
+    out = tmp_path / "results"
+    argv = ["run", "--masks", str(path), "--model", "mlp", "--dataset", "synthetic",
+            "--epochs", "1", "--subset", "128", "--test-subset", "50", "--results-dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("damage", ["rows", "optimizer"])
+def test_a_checkpoint_with_garbage_rows_or_optimizer_is_quarantined(damage, tmp_path):
+    config = RunConfig(method="magnitude", **TINY)
+    reference = runner.execute(config, options(tmp_path / "ref"))
+    rdir = interrupted(config, tmp_path / "run")
+    state = torch.load(rdir / paths.CHECKPOINT, weights_only=True)
+    state[damage] = "garbage"
+    state["digest"] = tensor_digest({k: v for k, v in state.items() if k != "digest"})
+    torch.save(state, rdir / paths.CHECKPOINT)
+    summary = runner.execute(config, options(tmp_path / "run"))  # before: every rerun failed
+    assert (rdir / (paths.CHECKPOINT + ".corrupt")).exists()
+    assert same_numbers(summary, reference)
+
+
+def test_a_learning_rate_past_float32_is_refused_and_a_huge_one_diverges(tmp_path):
+    from pai_bench.errors import ConfigError
+    with pytest.raises(ConfigError, match="lr must be at most 3.403e"):  # before: a traceback
+        RunConfig(method="random", lr=1e308, **TINY)  # from the optimizer, at its first step
+    config = RunConfig(method="random", lr=1e38, **{**TINY, "epochs": 1})
+    summary = runner.execute(config, options(tmp_path))
+    assert summary["status"] == "diverged" and summary["test_accuracy"] is None
+    json.loads((paths.run_dir(tmp_path, config) / paths.SUMMARY).read_text(),
+               parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
