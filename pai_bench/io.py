@@ -202,7 +202,8 @@ def tensor_digest(obj: Any) -> str:
         if isinstance(value, torch.Tensor):
             t = value.detach().cpu().contiguous()
             h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            if t.numel():  # hashed in place, through the buffer protocol: no copy
+                h.update(t.reshape(-1).view(torch.uint8).numpy())
         elif isinstance(value, dict):
             for k in sorted(value, key=str):
                 walk(value[k], f"{key}/{k}")
