@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -132,6 +133,7 @@ class Stage:
 def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict:
     config, device = p.config, options.torch_device
     stage = Stage(p, options, DenseRun(p, options, keep=(p.start_step,)))
+    fresh = not rdir.exists()
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
@@ -139,7 +141,14 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
     masks = eff = None
     status, error = "finished", None
     try:  # divergence is a result wherever it happens: the dense network, scoring, training
-        masks, eff = masks_stage(stage, rdir, model)
+        try:
+            masks, eff = masks_stage(stage, rdir, model)
+        except Diverged:
+            raise
+        except BaseException:  # a scorer's error, an interrupt: a new run leaves no folder
+            if fresh:
+                shutil.rmtree(rdir, ignore_errors=True)
+            raise
         kept = read_summary(rdir / paths.SUMMARY, config.hash(), type(config))
         if kept is not None:  # finished: only config.json and the layer report were rebuilt
             return kept

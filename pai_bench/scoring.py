@@ -18,11 +18,12 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from pai_bench.errors import ConfigError, ScoreError
+from pai_bench.errors import ConfigError, PaiBenchError, ScoreError
 from pai_bench.methods.base import Scorer, ScoringContext
 from pai_bench.masks import Masks, apply_
 from pai_bench.models import prunable_names
 from pai_bench.pruning import check_scores, exponential_schedule, fixed_layer_masks, threshold
+from pai_bench.train import Diverged
 
 
 # torch intra-op CPU threads while scoring. One: on CPUs every reduction then adds in one order.
@@ -84,7 +85,7 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
                              input_shape=input_shape, generator=generator,
                              device=torch.device(device), density=d, original=original)
         ranked = start if scorer.revives else masks
-        scores = checked_scores(scorer, scorer.score(ctx), ranked)
+        scores = checked_scores(scorer, scored(scorer, ctx), ranked)
         layer_densities = scorer.layer_densities(ranked, d)
         if layer_densities is None:
             masks = threshold(scope, scores, d, ranked, lowest=lowest)
@@ -99,6 +100,23 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
     return masks
 
 
+def _who(scorer: Scorer) -> str:
+    return f"scorer {scorer.name!r} ({type(scorer).__module__}.{type(scorer).__qualname__})"
+
+
+def scored(scorer: Scorer, ctx: ScoringContext) -> Mapping[str, torch.Tensor]:
+    """``scorer.score(ctx)``; an exception of the scorer's own (a plugin's bug: tensors of two
+    devices, a shape error) becomes one ``ScoreError`` line naming the scorer, the suite's own
+    errors (``Diverged``, ``ScoreError``) pass unchanged."""
+    try:
+        return scorer.score(ctx)
+    except (PaiBenchError, Diverged):
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure of plugin code, reported as one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ScoreError(f"{_who(scorer)} failed while scoring: {type(e).__name__}: {first}") from e
+
+
 def checked_scores(scorer: Scorer, scores, masks: Masks) -> Mapping[str, torch.Tensor]:
     """``scores``, if they are what ``Scorer.score`` promises: a dict with one real-valued
     (floating-point or integer) tensor of its parameter's shape for every name of ``masks``
@@ -106,7 +124,7 @@ def checked_scores(scorer: Scorer, scores, masks: Masks) -> Mapping[str, torch.T
     what is wrong, before any mask is made from them (a plugin's bug, caught for every method
     here, once; coverage, shapes and finite values by ``pruning.check_scores``, the pure
     functions' own check)."""
-    who = f"scorer {scorer.name!r} ({type(scorer).__module__}.{type(scorer).__qualname__})"
+    who = _who(scorer)
     if not isinstance(scores, Mapping):
         kind = "None" if scores is None else f"a {type(scores).__name__}"
         raise ConfigError(f"{who} returned {kind}; score() must return a dict "

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from pai_bench import console
 from pai_bench import ray_executor  # noqa: F401  (registers the "ray" executor)
 from pai_bench.config import RunConfig
-from pai_bench.errors import ConfigError
+from pai_bench.errors import ConfigError, StorageError
 from pai_bench.executors import EXECUTORS, ExecutorOptions
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.options import RunOptions
@@ -172,6 +172,10 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
     runner.run(todo, run_options, finished,
                say=bar.write if options.log is not None else options.say)
     bar.close()
+    storage = [r["storage_error"] for r in results if r.get("storage_error")]
+    if storage:  # every later run would fail the same way: the sweep's error, not a run's
+        raise StorageError(f"{storage[0]} ({len(storage)} of {len(todo)} run(s) could not be "
+                           f"stored; the others are kept, and a rerun resumes)")
     return results
 
 

@@ -4,7 +4,8 @@ Below every executor (``pai_bench.executors``): it knows nothing of how runs are
 loads the sweep's plugins, runs the config with the sweep's options (``RunOptions``: threads,
 device, loggers, evaluation, ...), and turns any failure other than divergence into a
 ``{"status": "failed"}`` result with the traceback written to ``<run>/error.txt``, so a sweep
-records it and goes on.
+records it and goes on (a ``StorageError``, a disk that is full or read-only, is marked so that
+the sweep ends with that one line once every run was tried).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import traceback
 
 from pai_bench import paths, runner
 from pai_bench.config import RunConfig
+from pai_bench.errors import StorageError
 from pai_bench.io import atomic_write_text
 from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
@@ -24,7 +26,13 @@ def run_one(config: RunConfig, options: RunOptions) -> dict:
     try:
         return runner.execute(config, options)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
-        rdir = paths.run_dir(options.results_dir, config)
-        rdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(rdir / paths.ERROR, traceback.format_exc())
-        return {"status": "failed", "error": f"{type(e).__name__}: {e}", "config": config}
+        result = {"status": "failed", "error": f"{type(e).__name__}: {e}", "config": config}
+        if isinstance(e, StorageError):  # the sweep stops with this line once it is done
+            result["storage_error"] = str(e)
+        try:
+            rdir = paths.run_dir(options.results_dir, config)
+            rdir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(rdir / paths.ERROR, traceback.format_exc())
+        except OSError:  # the disk that failed the run may not take its traceback either
+            pass
+        return result

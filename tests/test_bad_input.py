@@ -206,3 +206,28 @@ def test_integer_scores_are_scores(tmp_path):
                             log=lambda *a: None, model="mlp", dataset="synthetic", epochs=1,
                             batch_size=32, subset=128, test_subset=50, sparsity=0.8)
     assert summary["status"] == "finished"
+
+
+def test_a_scorer_that_raises_is_one_line_naming_it_and_leaves_no_run_folder(tmp_path, capsys):
+    """A plugin's own exception while scoring (here the error CUDA gives for tensors of two
+    devices) is one line naming the scorer, exit 1 (a failed run, not bad input), and the new
+    run leaves no folder behind (no ``config.json`` of a run that never had masks)."""
+    @dataclass
+    class Raises(Scorer):
+        """A test scorer whose own code fails."""
+
+        name = "test_raises"
+        needs_data = False
+
+        def score(self, ctx):
+            raise RuntimeError("Expected all tensors to be on the same device, but found at "
+                               "least two devices, cuda:0 and cpu!\nsecond line of detail")
+
+    results = tmp_path / "results"
+    code = main(["run", "--method", "test_raises", "--sparsity", "0.8", *TINY,
+                 "--results-dir", str(results)])
+    assert code == 1
+    line = one_error_line(capsys, "test_raises", "failed while scoring", "RuntimeError",
+                          "same device")
+    assert "second line" not in line
+    assert not (results / "runs").exists() or not any((results / "runs").iterdir())

@@ -422,3 +422,18 @@ def test_check_writable_dir_still_accepts_what_it_accepted(tmp_path):
     (tmp_path / "runs").mkdir()
     io.check_writable_dir(tmp_path)                     # with its runs/ folder
     assert stat.S_ISDIR((tmp_path / "runs").stat().st_mode)
+
+
+def test_sweep_on_a_full_disk_is_one_line_exit_2(tmp_path, full_disk, capsys):
+    """A full disk fails every run of a sweep the same way: after trying them, the sweep ends
+    with the storage error's one line and exit 2 (not one "failed" row per run and exit 1),
+    and leaves no temporary file."""
+    results = tmp_path / "results"
+    argv = ["sweep", "--methods", "magnitude,random",
+            *[f.replace("--sparsity", "--sparsities") for f in TINY_FLAGS],
+            "--results-dir", str(results)]
+    assert main(argv) == 2
+    line = one_error_line(capsys, "no space left on device", "2 of 2 run(s) could not be stored")
+    assert str(results) in line
+    assert temporaries(tmp_path) == []
+    assert not list(results.glob(f"runs/*/{paths.SUMMARY}"))
