@@ -9,6 +9,7 @@ import shutil
 import pytest
 import torch
 
+import pai_bench
 from pai_bench import paths, runner
 from pai_bench.config import RunConfig, dense_config
 from pai_bench.executors import ExecutorOptions
@@ -208,7 +209,12 @@ def _masks_file(kind: str, path):
     contents = {"empty": b"", "random": bytes(range(256)) * 8,
                 "truncated": data[: len(data) // 2],
                 "pickled": __import__("pickle").dumps({"a": 1})}
-    if kind == "sparse":
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save  # a test dependency ([test] extra)
+        data = save(good)
+        contents = {"truncated": data[: len(data) // 2], "bad_header": b"\xff" * 8 + data[8:]}
+        path.write_bytes(contents[kind])
+    elif kind == "sparse":
         torch.save({n: m.to_sparse() for n, m in good.items()}, path)
     elif kind == "all_pruned":
         torch.save({n: torch.zeros_like(m) for n, m in good.items()}, path)
@@ -219,10 +225,13 @@ def _masks_file(kind: str, path):
 @pytest.mark.parametrize("kind, words", [
     ("empty", "cannot read masks file"), ("random", "cannot read masks file"),
     ("truncated", "cannot read masks file"), ("pickled", "cannot read masks file"),
-    ("sparse", "sparse tensors"), ("all_pruned", "keeps no weight")])
+    ("sparse", "sparse tensors"), ("all_pruned", "keeps no weight"),
+    ("truncated.safetensors", "cannot read masks file"),
+    ("bad_header.safetensors", "cannot read masks file")])
 def test_a_bad_masks_file_is_one_line_exit_2_and_nothing_written(kind, words, tmp_path, capsys):
     from pai_bench.cli import main
-    path = tmp_path / f"{kind}.pt"
+    path = tmp_path / (kind if kind.endswith(".safetensors") else f"{kind}.pt")
+    kind = kind.removesuffix(".safetensors")
     _masks_file(kind, path)
     out = tmp_path / "results"
     argv = ["run", "--masks", str(path), "--model", "mlp", "--dataset", "synthetic",
@@ -242,3 +251,20 @@ def test_a_learning_rate_past_float32_is_refused_and_a_huge_one_diverges(tmp_pat
     assert summary["status"] == "diverged" and summary["test_accuracy"] is None
     json.loads((paths.run_dir(tmp_path, config) / paths.SUMMARY).read_text(),
                parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+
+
+def test_a_safetensors_masks_file_runs_like_its_torch_save_twin(tmp_path):
+    """The same masks as ``.safetensors`` and as ``torch.save``: the same masks are trained
+    (the run's masks equal the file's) and the same accuracy is reached."""
+    from safetensors.torch import save_file  # a test dependency ([test] extra)
+    good = {n: torch.rand(s, generator=torch.Generator().manual_seed(0)) > 0.8
+            for n, s in MASK_SHAPES.items()}
+    save_file(good, tmp_path / "m.safetensors")
+    torch.save(good, tmp_path / "m.pt")
+    tiny = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
+                test_subset=50, device="cpu", log=lambda *a: None)
+    a = pai_bench.run(masks=str(tmp_path / "m.safetensors"), results_dir=tmp_path / "a", **tiny)
+    b = pai_bench.run(masks=str(tmp_path / "m.pt"), results_dir=tmp_path / "b", **tiny)
+    assert a["status"] == b["status"] == "finished"
+    assert a["test_accuracy"] == b["test_accuracy"] and a["kept"] == b["kept"]
+    assert a["kept"] == sum(int(m.sum()) for m in good.values())
