@@ -94,6 +94,14 @@ class Method:
             rewinding = [n for n, cls in METHODS.items() if cls.rewinds]
             raise ConfigError(f"--rewind-iter applies to the methods that rewind "
                               f"({', '.join(rewinding)}), not to {config.method!r}")
+        if config.budget != "equal" and (self.after_training or config.prune_at):
+            # A baseline's budget is what "matched" matches; a run pruned at k > 0 trains on
+            # the shared dense run of the recipe's length, which a stretched schedule is not.
+            what = "prunes after training" if self.after_training else \
+                f"is pruned at step {config.prune_at}"
+            raise ConfigError(f"--budget {config.budget} applies to methods at initialization "
+                              f"pruned at step 0; {config.method!r} {what} (valid for it: "
+                              f"--budget equal)")
 
     def check_plan(self, plan) -> None:
         """ConfigError for what only the network and data can show (``Plan.with_data``)."""
@@ -162,7 +170,13 @@ class ScoringContext:
 
 
 class Scorer(Method):
-    """Base class of every pruning-at-initialization method. Subclass it with a ``name``."""
+    """Base class of every pruning-at-initialization method. Subclass it with a ``name``.
+
+    On the vision transformer (``models/vit.py``) the gradient-based scores (SNIP, iterative
+    SNIP, FORCE, GraSP, |GraSP|, ProsPr) are computed exactly as defined: their derivations
+    gate or perturb weights of a differentiable loss and assume neither ReLU nor convolution.
+    SynFlow, NTK-SAP, PHEW and magnitude say in their docstrings what they compute there.
+    """
 
     needs_data: ClassVar[bool] = True
     # Pruning rounds when the run does not choose (``compute_masks(rounds=None)``): 1 is one-shot;

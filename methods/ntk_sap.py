@@ -48,7 +48,13 @@ class NTKSAP(Scorer):
     Not verified against the paper's text (only its abstract was readable here): whether the
     paper states these same values; the run.sh values are for ResNet-20 on CIFAR-10.
     Our choices: x and Δθ come from ``ctx.generator`` (the code uses the global RNG); the
-    initializer is the suite's (Kaiming normal, BN weight U[0, 1]), not each model's own.
+    initializer is the suite's (Kaiming normal, BN weight U[0, 1]), except for a network with its
+    own (``models.initialize``: the vision transformer's truncated normal, std 0.02).
+
+    On a transformer (``cifar_vit``): computed as defined, the NTK trace estimate of the network
+    as it is (LayerNorm, softmax attention; there is no BatchNorm to fix); the re-draws are the
+    ViT's own initialization, and Δθ ~ N(0, ε²) with ε = 0.01 is half the std of its weights
+    (on the conv nets, with Kaiming's std sqrt(2 / fan_in), a far smaller fraction).
     """
 
     name = "ntk_sap"

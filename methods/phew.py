@@ -39,6 +39,13 @@ class PHEW(Scorer):
     If walks stall (after ``max_steps`` x budget steps) before the budget, e.g. at high
     densities, the unvisited weights rank by |w| below every visited one (our choice); they
     rank that way too under the inversion check, which asks for the complement.
+
+    On a transformer (``cifar_vit``) the walks run, but not along the network's paths: the rule
+    above chains its prunable layers in model order (q -> k -> v -> out -> fc1 -> fc2 of each
+    block, all of width w or 2w, so a walk keeps its unit between them), whereas q, k and v
+    are parallel branches, attention mixes tokens, and the residual stream skips every block.
+    What PHEW keeps there is magnitude-biased random walks through that chain; every layer
+    still keeps weights (no layer collapses).
     """
 
     name = "phew"

@@ -66,7 +66,8 @@ class ProsPr(Scorer):
         model, names = ctx.model.train(), list(ctx.masks)
         # w0: detached leaves, so the meta-gradient is taken with respect to them only
         w0 = {n: p.detach().requires_grad_(True) for n, p in model.named_parameters()}
-        masks = {n: ctx.masks[n].to(w0[n].dtype) for n in names}
+        # on the weights' device and dtype: the masks multiply the inner steps' gradients
+        masks = {n: ctx.masks[n].to(w0[n].device, w0[n].dtype) for n in names}
 
         def loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
             return F.cross_entropy(functional_call(model, params, (x,)), y)

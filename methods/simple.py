@@ -24,7 +24,13 @@ class Random(Scorer):
 
 @dataclass
 class Magnitude(Scorer):
-    """|w| at initialization (Frankle et al. 2021: "magnitude at init")."""
+    """|w| at initialization (Frankle et al. 2021: "magnitude at init").
+
+    On the vision transformer every prunable weight is drawn with the same std (0.02), so a
+    global threshold keeps about the same density in every layer, as random pruning does, and
+    within a layer the largest |w|; on the conv nets (Kaiming, std sqrt(2 / fan_in)) the
+    layers with small fan-in keep more.
+    """
 
     name = "magnitude"
     needs_data = False

@@ -37,6 +37,14 @@ class SynFlow(Scorer):
     The scorer linearizes ``ctx.model`` in place (its private copy), so no copy of the network is
     built per round: the model stays float64, and ``compute_masks`` restores its values (exactly:
     float32 -> float64 is exact), with the masks applied, before each round.
+
+    On a transformer (``cifar_vit``) the score is computed as defined, on the |θ| network (the
+    position embedding, LayerNorm and patch embedding made positive too), but the derivation
+    does not hold: softmax attention multiplies activations (q kᵀ) and LayerNorm divides by
+    them, so R is not a sum over paths of weight products, not homogeneous in a layer's
+    weights, and a layer's scores need not sum to R. What is kept is the weights with the
+    largest |θ ⊙ dR/dθ| of that network: a data-free saliency, with no conservation law behind
+    its protection against layer collapse.
     """
 
     name = "synflow"

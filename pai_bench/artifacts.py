@@ -196,11 +196,26 @@ def check_training_state(state: Any, facts: ModelFacts, first: int, last: int) -
     step = state["step"]
     if not isinstance(step, int) or not first <= step <= last:
         raise Invalid(f"step {step!r} is outside [{first}, {last}]")
+    check_running(state.get("running"))
+
+
+def check_running(running: Any) -> None:
+    """A checkpoint inside an epoch: the epoch's sums so far (``callbacks.Checkpointer``), a
+    finite loss sum and counts with 0 <= correct <= seen (None: at an epoch's end)."""
+    if running is None:
+        return
+    ok = isinstance(running, dict) and set(running) == {"loss", "correct", "seen"} \
+        and isinstance(running["loss"], float) and math.isfinite(running["loss"]) \
+        and all(type(running[k]) is int for k in ("correct", "seen")) \
+        and 0 <= running["correct"] <= running["seen"]
+    if not ok:
+        raise Invalid("its running sums of the epoch are not (loss, correct, seen)")
 
 
 def read_training_state(path: Path, facts: ModelFacts, first: int, last: int) -> dict | None:
-    """A run's checkpoint (``first``: where its training starts, ``last``: the step before its
-    end) or a dense snapshot (``first == last``: the step its file name says)."""
+    """A run's checkpoint (``first``: where its training starts, ``last``: its end, the
+    checkpoint written when training ended) or a dense snapshot (``first == last``: the step
+    its file name says)."""
     return read_valid(path, load_torch, lambda s: check_training_state(s, facts, first, last))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from pai_bench.errors import ConfigError
@@ -110,27 +111,96 @@ class TensorBoard(Callback):
 LOGGERS.register(TensorBoard)
 
 
-def save_training_state(path: Path, model, optimizer, step: int, rows: list | None = None) -> None:
+def save_training_state(path: Path, model, optimizer, step: int, rows: list | None = None,
+                        running: dict | None = None) -> None:
     """The one format of a training state (a checkpoint, a dense snapshot): model, optimizer,
-    step and, for a sparse run, its metric rows, written atomically. Reading one back is
+    step and, for a sparse run, its metric rows; ``running``: the epoch's running sums when the
+    state is inside an epoch (``Checkpointer``). Written atomically. Reading one back is
     ``artifacts.read_training_state``'s job: it validates it too."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
     if rows is not None:
         state["rows"] = rows
+    if running is not None:
+        state["running"] = running
     state["digest"] = tensor_digest(state)  # checked when read: a changed byte is caught
     atomic_save_torch(state, path)
 
 
 class Checkpointer(Callback):
-    """The rolling checkpoint of a dense or sparse run, rewritten atomically at the end of
-    every ``every_epochs`` epochs before the last (the end of a run writes its final
-    artifacts instead). ``metrics``: the run's ``MetricRows``, saved with it (None: a dense
-    run, whose rows are not kept)."""
+    """The rolling checkpoint of a dense or sparse run, rewritten atomically at the first step
+    boundary after every ``every_seconds`` seconds of training (``--checkpoint-every``: 60 s by
+    default, so a VGG-16 epoch of 2 s on a GPU does not write 118 MB each time; 0: at the end of
+    every epoch), and, with ``at_end``, once more when training ends (a run killed while it is
+    evaluated then resumes without training again). Time is read on the host only: no step
+    waits for the device unless a checkpoint is due.
 
-    def __init__(self, path: Path, metrics: MetricRows | None = None, every_epochs: int = 1):
-        self.path, self.metrics, self.every = Path(path), metrics, every_epochs
+    A checkpoint inside an epoch holds the epoch's running sums too (loss, correct, seen:
+    ``running``), and ``running`` given back on resume puts them into the loop at its start, so
+    the resumed epoch's metric row is the uninterrupted run's, bit for bit; the data order is
+    the loop's own (it skips the epoch's batches already trained, ``train.train``). Before a
+    checkpoint inside an epoch the loss is checked finite, so no diverged state is ever saved.
+    ``metrics``: the run's ``MetricRows``, saved with it (None: a dense run, whose rows are not
+    kept)."""
+
+    def __init__(self, path: Path, metrics: MetricRows | None = None,
+                 every_seconds: float = 0.0, at_end: bool = False,
+                 running: dict | None = None, clock=time.monotonic):
+        self.path, self.metrics, self.every = Path(path), metrics, every_seconds
+        self.at_end, self.running, self.clock = at_end, running, clock
+        self.last, self.saved_step = 0.0, None
+
+    def on_start(self, loop: Loop) -> None:
+        self.last, self.saved_step = self.clock(), loop.step  # the state it started from
+        if self.running is not None:  # resumed inside an epoch: its sums so far, on the device
+            device = next(loop.model.parameters()).device
+            loop.epoch_loss = torch.tensor(self.running["loss"], dtype=torch.float64,
+                                           device=device)
+            loop.epoch_correct = torch.tensor(self.running["correct"], dtype=torch.int64,
+                                              device=device)
+            loop.epoch_seen = self.running["seen"]
+
+    def due(self) -> bool:
+        return self.every > 0 and self.clock() - self.last >= self.every
+
+    def on_step_end(self, loop: Loop, loss) -> None:
+        inside = loop.step % loop.steps_per_epoch != 0  # an epoch's end saves after its row
+        if inside and loop.step < loop.end_step and self.due():
+            loop.check_finite()
+            self.save(loop, dict(loss=float(loop.epoch_loss), correct=int(loop.epoch_correct),
+                                 seen=loop.epoch_seen))
 
     def on_epoch_end(self, loop: Loop) -> None:
-        if round(loop.epoch) % self.every == 0 and loop.step < loop.end_step:
-            save_training_state(self.path, loop.model, loop.optimizer, loop.step,
-                                self.metrics.rows if self.metrics is not None else None)
+        if loop.step < loop.end_step and (self.every == 0 or self.due()):
+            self.save(loop)
+
+    def on_end(self, loop: Loop) -> None:
+        if self.at_end and loop.step != self.saved_step:
+            self.save(loop)
+
+    def save(self, loop: Loop, running: dict | None = None) -> None:
+        save_training_state(self.path, loop.model, loop.optimizer, loop.step,
+                            self.metrics.rows if self.metrics is not None else None, running)
+        self.last, self.saved_step = self.clock(), loop.step
+
+
+class StepTimer(Callback):
+    """Wall-clock seconds of training per epoch (``seconds_per_epoch``): the time from each
+    step's start to its end, callbacks of the step included, the epoch-end work (evaluation,
+    checkpoint) not. Put it last, so that its epoch end follows the others'."""
+
+    def __init__(self):
+        self.seconds, self.steps, self.last = 0.0, 0, None
+
+    def on_start(self, loop: Loop) -> None:
+        self.last = time.perf_counter()
+
+    def on_step_end(self, loop: Loop, loss) -> None:
+        now = time.perf_counter()
+        self.seconds, self.steps, self.last = self.seconds + now - self.last, self.steps + 1, now
+
+    def on_epoch_end(self, loop: Loop) -> None:
+        self.last = time.perf_counter()
+
+    def seconds_per_epoch(self, steps_per_epoch: int) -> float | None:
+        """None when no step was trained here (a run resumed at its end)."""
+        return round(self.seconds * steps_per_epoch / self.steps, 3) if self.steps else None

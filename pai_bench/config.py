@@ -7,10 +7,11 @@ its help text (open_lth's hparams, flattened so that ``config.sparsity`` reads n
 group      fields                                                  what it decides
 ========== ======================================================= ============================
 pruning    method, sparsity, scope, rounds, method_args, prune_at,  which weights survive
-           rewind_iter, check
+           rewind_iter, check, budget                               (and how long they train)
 model      model, width                                             the network
 data       dataset, subset, test_subset                             the examples
-training   preset, epochs, batch_size, lr, precision, compile       how it is trained
+training   preset, epochs, batch_size, lr, precision, compile,      how it is trained
+           cuda_graphs, sparse_kernels
 seed       seed                                                     the replicate
 ========== ======================================================= ============================
 
@@ -49,6 +50,13 @@ GROUPS = ("pruning", "model", "data", "training", "seed")
 DENSE_GROUPS = ("model", "data", "training", "seed")  # what the dense network depends on
 PRESETS = ("paper", "smoke")
 PRECISIONS = ("auto", "fp32", "bf16")
+# ``budget``: "equal", the recipe's epochs of sparse training (every comparison of the paper);
+# "matched", the total epochs of one-shot magnitude pruning after training (the dense
+# training, then as long a retraining: ``MATCHED_FACTOR`` x the recipe's), for a method at
+# initialization, whose schedule is stretched to it (``resolve_recipe``).
+BUDGETS = ("equal", "matched")
+SPARSE_KERNELS = ("off", "auto")  # pai_bench.sparse: off until measured faster per layer
+MATCHED_FACTOR = 2
 # Seeds derive their streams as ``seed * 1_000_003 + crc32(stream)`` modulo 2**63 - 1
 # (``pai_bench.seeding``): below this bound no two seeds (and no two epochs' data orders) share
 # a stream, so two replicates are never the same run under two names.
@@ -67,17 +75,19 @@ MAX_ROUNDS = 10_000
 def setting(default: Any, group: str, help: str, kind: Callable = str, *,
             choices: tuple[str, ...] | None = None, axis: str | None = None,
             minimum: float | None = None, maximum: float | None = None, positive: bool = False,
-            flag: str | None = None, cli_default: Any = None):
+            flag: str | None = None, cli_default: Any = None, sparse_only: bool = False):
     """A configuration field. ``kind``: str, int or float (how CLI, TOML and Python values are
     made canonical); ``axis``: the plural name when a sweep varies it; ``minimum``/``positive``:
     the valid range (None always allowed when it is the default); ``maximum``: the largest
     valid value; ``flag``: the CLI flag when it
     is not ``--field-name``; ``cli_default``: what the CLI uses when the flag is not given
-    (None: the field's default)."""
+    (None: the field's default); ``sparse_only``: a training setting that acts on the pruned
+    network's training only, not on the dense network's (not part of the dense-run key)."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; valid groups: {', '.join(GROUPS)}")
     meta = dict(group=group, help=help, kind=kind, choices=choices, axis=axis, minimum=minimum,
-                maximum=maximum, positive=positive, flag=flag, cli_default=cli_default)
+                maximum=maximum, positive=positive, flag=flag, cli_default=cli_default,
+                sparse_only=sparse_only)
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -133,11 +143,23 @@ class RunConfig:
     compile: bool = setting(False, "training", kind=bool,
                             help="train through torch.compile (a GPU option: compiling costs "
                                  "minutes, repaid over long runs)")
+    cuda_graphs: bool = setting(False, "training", kind=bool,
+                                help="each training step one replayed CUDA graph (forward, "
+                                     "backward, SGD, masks): CUDA only, not with --compile")
     rewind_iter: int | None = setting(None, "pruning", kind=int, minimum=0,
                                       help="ltr and imp: the step rewound to (default: 2% of training)")
     check: str = setting("none", "pruning", axis="checks",
                          help="sanity check applied to the masks: none, shuffle, reinit, invert "
                               "(see `list`)")
+    budget: str = setting("equal", "pruning", choices=BUDGETS,
+                          help="training budget of a method at initialization: equal (the "
+                               "recipe's epochs) or matched (the epochs one-shot magnitude "
+                               "after training spends, its dense training included: "
+                               f"{MATCHED_FACTOR} x the recipe's)")
+    sparse_kernels: str = setting("off", "training", choices=SPARSE_KERNELS, sparse_only=True,
+                                  help="auto: the pruned layers measured faster with sparse "
+                                       "kernels (CPU, fp32; pip install sparseprop, README) "
+                                       "train with them, the others dense; off: all dense")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -274,8 +296,9 @@ def setting_fields(cls: type = RunConfig, exclude: tuple[str, ...] = ("seed",)) 
 
 
 def dense_fields(cls: type = RunConfig) -> list[str]:
-    """The fields the dense network depends on: the data, model, training and seed groups."""
-    return [f.name for f in fields_of(cls, DENSE_GROUPS)]
+    """The fields the dense network depends on: the data, model, training and seed groups
+    (but the settings of the pruned network's training only, ``sparse_only``)."""
+    return [f.name for f in fields_of(cls, DENSE_GROUPS) if not f.metadata.get("sparse_only")]
 
 
 def dense_config(config: RunConfig) -> RunConfig:
@@ -285,12 +308,15 @@ def dense_config(config: RunConfig) -> RunConfig:
 
 
 def resolve_recipe(config: RunConfig, base: Recipe) -> Recipe:
-    """The recipe a run trains with: the model's, shrunk by the preset, then the overrides."""
+    """The recipe a run trains with: the model's, shrunk by the preset, then the overrides,
+    then stretched to the ``budget`` (matched: ``MATCHED_FACTOR`` x the epochs)."""
     recipe = base
     if config.preset == "smoke":
         recipe = recipe.with_epochs(recipes.SMOKE_EPOCHS)
     if config.epochs is not None:
         recipe = recipe.with_epochs(config.epochs)
+    if config.budget == "matched":  # the schedule stretched, milestones and warmup with it
+        recipe = recipe.with_epochs(MATCHED_FACTOR * recipe.epochs)
     changes = {k: v for k, v in (("batch_size", config.batch_size), ("lr", config.lr))
                if v is not None}
     return dataclasses.replace(recipe, **changes)

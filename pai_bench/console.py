@@ -57,6 +57,9 @@ def format_run(summary: dict, run_dir: Path) -> str:
                      f"sparse), {cost['train_macs'] / 1e12:.4g} TMACs; inference: "
                      f"{cost['inference_macs'] / 1e6:.4g} MMACs per example "
                      f"(dense {cost['dense_inference_macs'] / 1e6:.4g})")
+    if summary.get("seconds_per_epoch") is not None:
+        lines.append(f"measured: {summary['seconds_per_epoch']:.4g} s per epoch of sparse "
+                     f"training (sparse kernels: {summary['config'].get('sparse_kernels', 'off')})")
     return "\n".join(lines)
 
 
@@ -101,9 +104,13 @@ def sweep_estimate(configs: list[RunConfig], device: torch.device, workers: int 
                    threads: int | None = 1, sized_for: float | None = None,
                    results_dir: Path | None = None) -> str:
     """What a sweep of ``configs`` (the runs still to do) will take here, said before it starts:
-    the runs, the dense networks they train first, the measured throughput per worker, the
-    wall time; and, when the throughput is far below ``sized_for`` (images/s per worker that
-    the experiment was sized for), the likely cause."""
+    the runs, the dense networks they train first, the measured throughput of one run, the
+    wall time with ``workers`` runs at once (``Executor.at_once``: on CUDA, runs per GPU x
+    GPUs; runs sharing a GPU are assumed to keep the speed of one alone, which
+    ``benchmarks/gpu_check.py``'s concurrency part measures); and, when the throughput is far
+    below ``sized_for`` (images/s per worker that the experiment was sized for), the likely
+    cause. The throughput is timed with the device synchronized before each timer read
+    (``train.step_times``)."""
     if not configs:
         return ""
     speed: dict[tuple, float] = {}
@@ -123,14 +130,22 @@ def sweep_estimate(configs: list[RunConfig], device: torch.device, workers: int 
     rate = images / seconds
     wall = seconds / max(1, workers)
     text = (f"[pai-bench] estimate: {len(configs)} run(s) and {len(dense)} dense network(s), "
-            f"{rate:,.0f} training images/s per worker measured here ({configs[0].precision}, "
+            f"{rate:,.0f} training images/s per run measured here ({configs[0].precision}, "
             f"{threads or torch.get_num_threads()} thread(s)): about {_duration(wall)} with "
-            f"{workers} worker(s)")
+            f"{workers} run(s) at once" + _sharing(device, workers))
     if sized_for and rate < sized_for / 2:
         text += (f"\n[pai-bench] warning: that is far below the {sized_for:,.0f} images/s per "
                  f"worker this experiment was sized for; likely cause: "
                  f"{_likely_cause(configs[0], device, threads)}")
     return text
+
+
+def _sharing(device: torch.device, at_once: int) -> str:
+    gpus = max(1, torch.cuda.device_count()) if torch.device(device).type == "cuda" else 0
+    if gpus and at_once > gpus:
+        return (f" on {gpus} GPU(s) (if runs sharing a GPU keep the speed of one alone: "
+                f"benchmarks/gpu_check.py measures it)")
+    return ""
 
 
 def _likely_cause(config: RunConfig, device: torch.device, threads: int | None) -> str:

@@ -137,9 +137,10 @@ class DenseRun:
             loop = train(model, self.plan.train_data, self.plan.recipe, seed=self.config.seed,
                          device=self.device, start_step=start, end_step=target,
                          optimizer_state=opt_state, precision=self.config.precision,
-                         compile=self.config.compile,
+                         compile=self.config.compile, cuda_graphs=self.config.cuda_graphs,
                          callbacks=[Progress(f"dense to step {step}", self.options.progress),
-                                    Checkpointer(self.dir / paths.CHECKPOINT)])
+                                    Checkpointer(self.dir / paths.CHECKPOINT,
+                                                 every_seconds=self.options.checkpoint_every)])
             save_training_state(self.snapshot_path(target), model, loop.optimizer, target)
             start, opt_state = target, loop.optimizer.state_dict()
         if step == self.total:  # the final snapshot supersedes the rolling checkpoint

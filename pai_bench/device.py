@@ -1,5 +1,6 @@
-"""The ``--device`` option: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; and
-the ``--threads`` option's context (``torch_threads``)."""
+"""The ``--device`` option: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; a device
+made the process's own (``use_device``: ``set_device``, cuDNN's flags), one name per device
+(``canonical``); and the ``--threads`` option's context (``torch_threads``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,45 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def canonical(device: torch.device | str) -> torch.device:
+    """``device`` with its index: a bare ``cuda`` is the current CUDA device (``cuda:0`` unless
+    ``torch.cuda.set_device`` chose another), so ``cuda`` and ``cuda:0`` name one device: one
+    copy of a data set on it (``data/memory.py``), one key wherever something is kept per
+    device."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+# cuDNN's choices for every CUDA run (``use_device``). benchmark=True: cuDNN times its
+# convolution algorithms once per input shape and keeps the fastest (shapes are fixed here:
+# every training batch has the same shape, ``train`` drops the last), a large speed-up for
+# ResNet/VGG steps; the price is that the algorithm, hence the last bits of a result, may differ
+# between two processes. deterministic=False for the same reason (the deterministic kernels are
+# slower). TF32 stays PyTorch's default (on for convolutions, off for matmuls). So the promise
+# "the same seed gives the same numbers, and a resumed run ends bit-identical to an
+# uninterrupted one" is made on the CPU; on a GPU it is not promised until measured there
+# (benchmarks/gpu_check.py, docs/protocol.md).
+CUDNN_BENCHMARK = True
+CUDNN_DETERMINISTIC = False
+
+
+def use_device(device: torch.device | str) -> torch.device:
+    """Make ``device`` this process's device before anything runs on it: on CUDA,
+    ``torch.cuda.set_device`` (so that streams, cuDNN handles and memory statistics are those of
+    the run's GPU, and a worker bound to ``cuda:1`` creates no context on ``cuda:0``) and cuDNN's
+    flags (``CUDNN_BENCHMARK``, ``CUDNN_DETERMINISTIC``). The device, with its index."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device.index if device.index is not None
+                              else torch.cuda.current_device())
+        torch.backends.cudnn.benchmark = CUDNN_BENCHMARK
+        torch.backends.cudnn.deterministic = CUDNN_DETERMINISTIC
+        device = canonical(device)
     return device
 
 

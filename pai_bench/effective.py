@@ -12,6 +12,16 @@ input-output paths, and ``m * dR/dm`` counts the paths through weight ``m``: it 
 exactly for the effective weights. Counts grow like (fan-in)^depth and overflow float64 on deep
 networks, so every layer's output is divided by its (detached) maximum: a positive rescaling
 that changes no zero into non-zero or back.
+
+Networks with LayerNorm (the vision transformer, ``models/vit.py``): every LayerNorm is made
+the identity (a forward hook returns its input, as BatchNorm is made one above), and the input
+is a fixed draw from U[1, 2] instead of all ones. With all-ones input every token is the same,
+so the attention's softmax is flat whatever q and k are, and their gradients vanish: every
+query and key weight would read ineffective. The network of masks is then no longer linear in
+the input (softmax, GELU), so ``R`` counts nothing; but it is analytic, and at a generic
+positive input a weight's gradient is non-zero exactly when the weight can change the output:
+the same definition, tested at a point where nothing cancels by symmetry. (The conv nets and
+the MLP, which have no LayerNorm, keep the all-ones input: their results are unchanged.)
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from pai_bench.masks import Masks
 from pai_bench.models import PRUNABLE_TYPES
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+GENERIC_INPUT_SEED = 0  # the U[1, 2] input of networks with LayerNorm (module docstring)
 
 
 def _path_network(model: nn.Module, masks: Masks) -> nn.Module:
@@ -50,11 +61,17 @@ def effective_masks(model: nn.Module, masks: Masks, input_shape: tuple[int, ...]
     hooks = [m.register_forward_hook(lambda mod, inp, out: out / out.detach().abs().max()
                                       .clamp_min(torch.finfo(out.dtype).tiny))
              for m in net.modules() if isinstance(m, PRUNABLE_TYPES)]
+    norms = [m for m in net.modules() if isinstance(m, nn.LayerNorm)]
+    hooks += [m.register_forward_hook(lambda mod, inp, out: inp[0]) for m in norms]
+    x = torch.ones(1, *input_shape, dtype=torch.float64)
+    if norms:  # a generic positive input (module docstring)
+        g = torch.Generator().manual_seed(GENERIC_INPUT_SEED)
+        x = x + torch.rand(x.shape, generator=g, dtype=torch.float64)
     params = dict(net.named_parameters())
     for p in net.parameters():
         p.requires_grad_(p in {params[n] for n in masks})
     try:
-        R = net(torch.ones(1, *input_shape, dtype=torch.float64)).sum()
+        R = net(x).sum()
         grads = torch.autograd.grad(R, [params[n] for n in masks])
     finally:
         for h in hooks:

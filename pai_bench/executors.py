@@ -30,6 +30,7 @@ import torch
 
 from pai_bench import paths
 from pai_bench.config import RunConfig
+from pai_bench.device import use_device
 from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_write_text
 from pai_bench.options import RunOptions, check_options, option
@@ -85,6 +86,14 @@ class Executor:
         """Validate the options; say where the runs go (the sweep's first line)."""
         raise NotImplementedError
 
+    def at_once(self, device: torch.device | str) -> int:
+        """How many runs execute at the same time (what the sweep's time estimate divides
+        by): on CUDA with ``runs_per_gpu``, that many on each GPU visible here (on Ray, where
+        ``--workers`` stays 1, too); otherwise the workers."""
+        if torch.device(device).type == "cuda" and self.runs_per_gpu:
+            return self.runs_per_gpu * max(1, torch.cuda.device_count())
+        return self.workers
+
     def run(self, todo: list[RunConfig], options: RunOptions, on_finish: Callable,
             say=print) -> None:
         """Run ``todo`` with ``options`` (those of a worker: ``RunOptions.for_worker``);
@@ -107,7 +116,19 @@ def _init_worker(slots, started) -> None:
     _die_with_parent()
     _STARTED = started
     if slots is not None:
-        _WORKER_DEVICE = slots.get()
+        _WORKER_DEVICE = bind_worker(slots.get())
+
+
+def bind_worker(slot: str) -> str:
+    """A worker's GPU slot made its device before anything touches CUDA
+    (``device.use_device``: ``torch.cuda.set_device``, so no context lands on ``cuda:0``)."""
+    # A slot torch cannot use is not an error here: a failing initializer would break the
+    # pool (every worker dies at start); the runs on that slot fail instead, naming it.
+    try:
+        use_device(slot)
+    except (RuntimeError, ValueError):
+        pass
+    return slot
 
 
 def _run_in_worker(config: RunConfig, options: RunOptions):
@@ -156,9 +177,15 @@ class LocalExecutor(Executor):
                 t0 = time.perf_counter()
                 on_finish(c, run_one(c, options), t0)
             return
-        queue = list(todo)
+        queue, stalled = list(todo), 0
         while queue:  # a pool whose worker died is replaced by a fresh one
-            running, queue = self._pool(queue, options, on_finish, say, self.workers)
+            running, lost = self._pool(queue, options, on_finish, say, self.workers)
+            stalled = stalled + 1 if not running and len(lost) == len(queue) else 0
+            if stalled == 2:  # two fresh pools in a row died before starting any run
+                for c in lost:
+                    on_finish(c, worker_died(c, options, at_start=True), time.perf_counter())
+                return
+            queue = lost
             for c in running:  # one at a time: a death now is this run's own
                 say(f"[pai-bench] a worker process died while {paths.run_dir('', c).name} ran: "
                     f"trying it again in a fresh worker (it resumes from its checkpoint)")
@@ -202,11 +229,13 @@ def _key(config: RunConfig) -> str:
     return paths.run_dir("", config).name
 
 
-def worker_died(config: RunConfig, options: RunOptions) -> dict:
-    """The result of a run whose worker process died twice, the second time running it alone,
+def worker_died(config: RunConfig, options: RunOptions, at_start: bool = False) -> dict:
+    """The result of a run whose worker process died twice, the second time running it alone
+    (``at_start``: whose workers died twice before starting any run, in their initializer),
     recorded like any failed run (``<run>/error.txt``)."""
-    error = ("WorkerDied: the worker process running it died twice, the second time running "
-             "it alone (killed, or out of memory)")
+    error = ("WorkerDied: the worker processes died at start twice, before running it"
+             if at_start else "WorkerDied: the worker process running it died twice, the "
+             "second time running it alone (killed, or out of memory)")
     rdir = paths.run_dir(options.results_dir, config)
     rdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(rdir / paths.ERROR, error + "\n")

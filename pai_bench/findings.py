@@ -27,6 +27,7 @@ from pai_bench.verdicts import POWER, READINGS
 COMPARISONS = ("check", "random", "after training")
 METHOD_KINDS = ("pai", "after training", "any")  # a finding's ``methods``, or a tuple of names
 PRUNE_AT = ("zero", "later", "any")
+BUDGETS = ("equal", "matched", "any")  # a finding's ``budget``: the compared runs' (config.BUDGETS)
 # δ in accuracy points per scale. CPU miniature: seeds differ by 1-3 points (3 seeds), so
 # 2 points is the smallest effect worth calling; the paper's recipes: seeds differ by about
 # 0.2-0.3 points on CIFAR-10, and 0.5 points is below every effect the paper reports.
@@ -49,7 +50,9 @@ class Finding:
     ``methods``: the compared methods, "pai", "after training", "any" or a tuple of names;
     ``checks``: the checks covered (``comparison="check"``; empty: every check); ``prune_at``:
     "zero", "later" (prune_at > 0) or "any"; ``margin_points``: δ in accuracy points (None: the
-    experiment's); ``alpha``: the level (None: the table's).
+    experiment's); ``alpha``: the level (None: the table's); ``models``: the networks covered
+    (empty: every one); ``budget``: the compared method's training budget, "equal",
+    "matched" (``config.BUDGETS``) or "any".
 
     >>> Finding("b", "LTR is worse when shuffled", "worse", "check", methods=("ltr",),
     ...         checks=("shuffle",)).covers("check", "ltr", "shuffle", 0)
@@ -65,11 +68,14 @@ class Finding:
     prune_at: str = "any"
     margin_points: float | None = None
     alpha: float | None = None
+    models: tuple[str, ...] = ()
+    budget: str = "any"
 
     def __post_init__(self):
         for name, value, valid in (("question", self.question, tuple(READINGS)),
                                    ("comparison", self.comparison, COMPARISONS),
-                                   ("prune_at", self.prune_at, PRUNE_AT)):
+                                   ("prune_at", self.prune_at, PRUNE_AT),
+                                   ("budget", self.budget, BUDGETS)):
             if value not in valid:
                 raise ConfigError(f"finding {self.family!r}: unknown {name} {value!r}; valid: "
                                   f"{', '.join(valid)}")
@@ -81,8 +87,11 @@ class Finding:
             raise ConfigError(f"finding {self.family!r}: margin_points must be > 0, got "
                               f"{self.margin_points!r}")
 
-    def covers(self, comparison: str, method: str, check: str, prune_at: int) -> bool:
+    def covers(self, comparison: str, method: str, check: str, prune_at: int, *,
+               model: str | None = None, budget: str = "equal") -> bool:
         if comparison != self.comparison or (self.checks and check not in self.checks):
+            return False
+        if (self.models and model not in self.models) or self.budget not in ("any", budget):
             return False
         if self.prune_at != "any" and (prune_at > 0) != (self.prune_at == "later"):
             return False
@@ -92,6 +101,8 @@ class Finding:
 
 
 SHUFFLE_REINIT = ("shuffle", "reinit")
+# The paper's conv nets (experiments.PAPER_MODELS), for findings about them.
+PAPER_CONV = ("cifar_resnet_20", "cifar_vgg_16", "tinyimagenet_resnet_18", "imagenet_resnet_50")
 # The paper's findings (Frankle et al. 2021), first match first; the last ones catch what the
 # paper does not state (other methods' inversion, a plugin's check) so that every comparison
 # is answered.
@@ -113,6 +124,38 @@ PAPER_FINDINGS = (
             "worse", "check", methods="any", checks=("invert",)),
     Finding("other checks", "other checks leave accuracy unchanged (within ±δ)", "equivalent",
             "check", methods="any"),
+)
+
+# The objections to the paper and the question the coverage asked (``reproduce contested``),
+# first match first. The networks: the MLP (LeNet-300-100), the vision transformer and the
+# paper's conv nets (the CIFAR ResNet at CPU scale); "conv" below is every other network.
+SHUFFLED = ("magnitude", "snip", "grasp", "synflow")
+FC_AND_VIT = ("mlp", "cifar_vit")
+CONTESTED_FINDINGS = (
+    # (1) the objection's claim where it is made (fully-connected, and the transformer)...
+    Finding("1 shuffle hurts (mlp, vit)", "shuffling a layer's mask hurts a fully-connected "
+            "network or a transformer (the objection)", "worse", "check", methods=SHUFFLED,
+            checks=("shuffle",), models=FC_AND_VIT),
+    # ... and the paper's finding on the conv nets beside it
+    Finding("1 shuffle (conv)", "shuffled masks are not worse on a conv net (the paper, "
+            "within δ)", "not worse", "check", methods=SHUFFLED, checks=("shuffle",)),
+    # (2) the after-training baselines against methods at initialization trained as long
+    Finding("2 compute-matched", "trained for the epochs of magnitude after training (its "
+            "dense training included), PaI methods are still worse than the after-training "
+            "baselines", "worse", "after training", prune_at="zero", budget="matched"),
+    Finding("2 equal epochs", "at equal sparse-training epochs, PaI methods are worse than the "
+            "after-training baselines (the paper)", "worse", "after training", prune_at="zero",
+            budget="equal", models=PAPER_CONV),
+    # (3) magnitude at initialization against random pruning, every network and sparsity
+    Finding("3 magnitude = random", "magnitude at initialization is random pruning (the "
+            "objection): equivalent within ±δ", "equivalent", "random",
+            methods=("magnitude",), budget="equal"),
+    # (4) the paper's main comparison on the transformer
+    Finding("4 vit: after training", "on the transformer, the after-training baselines beat "
+            "every PaI method", "worse", "after training", prune_at="zero", budget="equal",
+            models=("cifar_vit",)),
+    Finding("4 vit: random", "on the transformer, PaI methods beat random pruning", "better",
+            "random", budget="equal", models=("cifar_vit",)),
 )
 
 
@@ -146,9 +189,10 @@ def default_margin_points(runs) -> float:
     return MARGIN_POINTS["paper" if paper_recipe(runs) else "cpu"]
 
 
-def first_covering(findings, comparison: str, method: str, check: str,
-                   prune_at: int) -> Finding | None:
-    return next((f for f in findings if f.covers(comparison, method, check, prune_at)), None)
+def first_covering(findings, comparison: str, method: str, check: str, prune_at: int, *,
+                   model: str | None = None, budget: str = "equal") -> Finding | None:
+    return next((f for f in findings if f.covers(comparison, method, check, prune_at,
+                                                 model=model, budget=budget)), None)
 
 
 CAPTION = (

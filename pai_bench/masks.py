@@ -10,6 +10,11 @@ elementwise, so the kept weights' trajectory does not depend on what happens to 
 This in-place zeroing was chosen by measurement (``benchmarks/test_masked_step.py``): it costs one
 elementwise op per prunable tensor per step, while multiplying in forward or
 ``torch.nn.utils.prune`` keeps a second copy of every weight and adds work to the backward pass.
+
+A layer in the sparse layout (``pai_bench.sparse``: ``--sparse-kernels auto``) holds only its
+kept weights as parameters: its pruned positions do not exist, so ``apply_`` has nothing to zero
+there. Its values come from ``kept_values`` and go back to a dense weight through
+``dense_weight``, both here: this module stays the only place where a mask meets a weight.
 """
 
 from __future__ import annotations
@@ -87,9 +92,16 @@ class Masks(Mapping[str, torch.Tensor]):
         return rows
 
     def check_model(self, model: nn.Module) -> None:
-        """Raise ConfigError unless every mask names a parameter of the model's shape."""
+        """Raise ConfigError unless every mask names a parameter of the model's shape (of a
+        layer in the sparse layout: a layer whose own mask is this one)."""
         params = dict(model.named_parameters())
         for name, m in self._masks.items():
+            layer = sparse_layer(model, name)
+            if layer is not None:
+                if not torch.equal(layer.keep.cpu(), m):
+                    raise ConfigError(f"mask {name!r} differs from the kept positions of its "
+                                      f"layer in the sparse layout")
+                continue
             if name not in params:
                 raise ConfigError(f"mask {name!r} names no parameter of the model")
             if tuple(params[name].shape) != tuple(m.shape):
@@ -128,11 +140,35 @@ class PreparedMasks:
     memory layout (strides: channels-last on a GPU), so that one multi-tensor kernel applies them.
 
     Built once per training run, after the model moved, so that the per-step ``apply_`` does no
-    conversion.
+    conversion. Layers in the sparse layout are left out: they have no pruned weights to zero.
     """
 
     def __init__(self, model: nn.Module, masks: Masks):
         masks.check_model(model)
         params = dict(model.named_parameters())
-        self.params = [params[n] for n in masks]
-        self.keeps = [torch.empty_like(params[n]).copy_(masks[n]) for n in masks]
+        dense = [n for n in masks if sparse_layer(model, n) is None]
+        self.params = [params[n] for n in dense]
+        self.keeps = [torch.empty_like(params[n]).copy_(masks[n]) for n in dense]
+
+
+def sparse_layer(model: nn.Module, name: str) -> nn.Module | None:
+    """The layer owning parameter ``name`` if it is in the sparse layout (it keeps its mask as
+    ``keep`` and its kept weights as ``values``; ``pai_bench.sparse``), else None."""
+    try:
+        layer = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+    except AttributeError:  # no such layer: check_model names the mask
+        return None
+    return layer if getattr(layer, "sparse_layout", False) else None
+
+
+def kept_values(weight: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The kept weights of ``weight`` in row-major order: the parameters of a layer in the
+    sparse layout (the pruned ones are not copied, so they do not exist there)."""
+    return weight.detach()[keep.to(weight.device)].clone()
+
+
+def dense_weight(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The dense weight of a layer in the sparse layout: ``values`` at the kept positions
+    (row-major, as ``kept_values`` took them), exactly zero elsewhere."""
+    out = torch.zeros(keep.shape, dtype=values.dtype, device=values.device)
+    return out.masked_scatter_(keep.to(values.device), values.detach())

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -78,6 +79,10 @@ class RunOptions:
     eval_every: int = option(
         1, kind=int, minimum=0, entry_defaults={"reproduce": 0},
         help="evaluate the test set every K epochs into metrics.csv; 0: only at the end")
+    checkpoint_every: float = option(
+        60.0, kind=float, minimum=0,
+        help="seconds of training between checkpoints (written at the next step, and when "
+             "training ends); 0: at the end of every epoch")
     loggers: tuple[str, ...] = option(
         (), flag="--logger", repeat=True, choices=LOGGERS.names,
         help="also log the epoch metrics there (tensorboard: <run>/tensorboard/, needs pip "
@@ -121,9 +126,13 @@ def check_options(options) -> None:
         label = meta["flag"] or "--" + f.name.replace("_", "-")
         if meta["kind"] is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{label} must be an integer, got {value!r}")
+        if meta["kind"] is float and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+            raise ConfigError(f"{label} must be a finite number, got {value!r}")
         low = meta["minimum"]
         if low is not None and value < low:
-            what = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f">= {low}")
+            what = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f">= {low}") \
+                if meta["kind"] is int else f">= {low}"
             raise ConfigError(f"{label} must be {what}, got {value!r}")
         if meta["repeat"] and not isinstance(value, tuple):
             raise ConfigError(f"{label} takes a tuple of names, got {value!r}")

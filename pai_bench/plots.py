@@ -13,7 +13,10 @@ Conventions, the same in every figure:
 * the dense network is a black line with its ± std band, both in the legend; figures of the
   checks and of pruning early show random pruning as a reference;
 * a caption line says how the setting differs from the paper's (width, training subset,
-  epochs, ...) and over how many seeds the means are taken.
+  epochs, ...) and over how many seeds the means are taken;
+* a method trained for the compute-matched budget (``--budget matched``) is drawn beside its
+  equal-epoch curve in the accuracy figure, in its colour with open markers and a dotted line;
+  the other figures show the equal-epoch runs only.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h")
 MIN_LINE_POINTS = 3  # fewer measured sparsities: markers with error bars, no line
 REMAINING = "weights remaining (%)"
-SHOWN = ("method", "check", "prune_at", "sparsity")  # what a figure shows itself
+SHOWN = ("method", "check", "prune_at", "sparsity", "budget")  # what a figure shows itself
+BUDGET_LABEL = {"matched": "compute-matched"}  # accuracy figures: a curve's label suffix
 
 
 def method_style(name: str) -> tuple[str, str]:
@@ -105,15 +109,29 @@ def _settings(table: pd.DataFrame, dense: pd.DataFrame, runs: pd.DataFrame):
     for values, g in table.groupby(keys, dropna=False, sort=True):
         setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
         these = runs.merge(pd.DataFrame([setting]), on=keys)
+        # named by the model, and what tells its figures apart (not what tells models apart:
+        # "mlp", not "mlp_width-nan", beside "cifar_vit_width-32")
+        own = table[table["model"] == setting["model"]]
         extra = {k: v for k, v in setting.items()
-                 if k != "model" and table[k].nunique(dropna=False) > 1}
-        name = str(setting["model"]) + "".join(f"_{k}-{v}" for k, v in extra.items())
+                 if k != "model" and own[k].nunique(dropna=False) > 1}
+        name = str(setting["model"]) + "".join(f"_{k}-{_plain(v)}" for k, v in extra.items())
         d = dense
         for k in dense.columns:
             if k in setting:  # the same value, missing (None) included
                 d = d[(d[k] == setting[k]) | (d[k].isna() & pd.isna(setting[k]))]
         setting["caption"] = caption(these, int(g["seeds"].max()))
         yield name, setting, g, d
+
+
+def _plain(value) -> str:
+    """A setting's value in a file name: 8, not 8.0 (a column with gaps is float)."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _equal_budget(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows trained for the recipe's epochs (``budget`` "equal"; all, if the column is
+    absent): the figures other than accuracy vs sparsity compare those only."""
+    return table[table["budget"] == "equal"] if "budget" in table.columns else table
 
 
 def _remaining_axis(ax, sparsities) -> None:
@@ -210,14 +228,18 @@ def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per setting: a curve per method (unmodified, at step 0), baselines dashed."""
     table, dense = accuracy_table(runs), dense_table(runs)
     base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
+    if "budget" not in base.columns:  # one budget among the runs: the table leaves it out
+        base = base.assign(budget="equal")
     files = []
     for name, setting, g, d in _settings(base, dense, runs):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        methods = sorted(g["method"].unique())
-        for method, offset in zip(methods, _offsets(len(methods))):
+        curves = sorted(set(zip(g["method"], g["budget"])), key=lambda c: (c[0], c[1] != "equal"))
+        for (method, budget), offset in zip(curves, _offsets(len(curves))):
             color, marker = method_style(method)
-            _curve(ax, g[g["method"] == method], method, color, marker, offset,
-                   linestyle=_linestyle(method))
+            label = f"{method}, {BUDGET_LABEL[budget]}" if budget in BUDGET_LABEL else method
+            rows = g[(g["method"] == method) & (g["budget"] == budget)]
+            _curve(ax, rows, label, color, marker, offset, filled=budget == "equal",
+                   linestyle=_linestyle(method) if budget == "equal" else ":")
         _dense_line(ax, d)
         _remaining_axis(ax, g["sparsity"])
         _legend(ax, d, loc="center left", bbox_to_anchor=(1.02, 0.5))
@@ -232,7 +254,7 @@ def checks_per_method(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     Over a sparsity grid: one panel per method. At a single sparsity: one panel, a group of
     points per method."""
-    table, dense = accuracy_table(runs), dense_table(runs)
+    table, dense = _equal_budget(accuracy_table(runs)), dense_table(runs)
     files = []
     for name, setting, g, d in _settings(table[table["prune_at"] == 0], dense, runs):
         methods = [m for m, mg in g.groupby("method") if mg["check"].nunique() > 1]
@@ -316,7 +338,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy vs the training step at which each method pruned (0 = at initialization): one
     panel per sparsity, a curve per method, random pruning at step 0 as the reference; only
     for settings with more than one pruning step."""
-    table, dense = accuracy_table(runs), dense_table(runs)
+    table, dense = _equal_budget(accuracy_table(runs)), dense_table(runs)
     base = table[table["check"] == "none"]
     files = []
     for name, setting, g, d in _settings(base, dense, runs):
@@ -360,10 +382,10 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
     mean over the seeds stored, each method in its colour, marker and line style, slightly
     offset so that methods with equal densities (ltr and magnitude after training share
     their masks) stay visible."""
-    pick = runs[(runs["check"] == "none") & (runs["prune_at"] == 0)
-                & ((runs["sparsity"] - sparsity).abs() < 1e-9)]
+    pick = _equal_budget(runs[(runs["check"] == "none") & (runs["prune_at"] == 0)
+                              & ((runs["sparsity"] - sparsity).abs() < 1e-9)])
     files = []
-    table = accuracy_table(runs)
+    table = _equal_budget(accuracy_table(runs))
     keys = [c for c in table.columns[:list(table.columns).index("mean")] if c not in SHOWN]
     styles = ("-", "--", "-.", ":")
     for name, setting, rows, _ in _settings(table[table["check"] == "none"], dense_table(runs),

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from pai_bench.recipes import Recipe
-from pai_bench.train import step_times
+from pai_bench.train import check_cuda_graphs, step_times
 
 PROBE_RECIPE = Recipe(batch_size=32, lr=0.01, epochs=1)  # the measurement's: any would do
 
@@ -107,7 +107,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def resolve(config, device: torch.device):
-    """``config`` with ``precision = "auto"`` replaced by what ``device`` runs fast."""
+    """``config`` with ``precision = "auto"`` replaced by what ``device`` runs fast; a setting
+    ``device`` cannot run (``cuda_graphs`` off CUDA) is refused here, before anything runs."""
+    check_cuda_graphs(getattr(config, "cuda_graphs", False), torch.device(device),
+                      getattr(config, "compile", False))
     if config.precision != "auto":
         return config
     return dataclasses.replace(config, precision=resolve_precision("auto", torch.device(device)))

@@ -26,6 +26,7 @@ METRICS = ["status", "test_accuracy", "test_loss", "kept", "prunable", "effectiv
            "ineffective_kept", "dense_test_accuracy", "seconds", "hash"]
 COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
          "dense_inference_macs"]
+MEASURED = ["seconds_per_epoch"]  # wall-clock seconds per epoch of the sparse training
 
 
 def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfig) -> pd.DataFrame:
@@ -50,6 +51,7 @@ def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfi
         config["method_args"] = ",".join(f"{k}={v}" for k, v in config.get("method_args", []))
         row = {**config, **{k: summary.get(k) for k in METRICS},
                **{k: (summary.get("cost") or {}).get(k) for k in COSTS},
+               **{k: summary.get(k) for k in MEASURED},
                "achieved_sparsity": summary.get("sparsity")}
         rows.append(row)
     return pd.DataFrame(rows)
@@ -74,7 +76,8 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
     rows = []
     for c in comparisons(runs, config_cls):
         a, b = c.pop("a"), c.pop("b")
-        f = first_covering(findings, c["comparison"], c["method"], c["check"], c["prune_at"])
+        f = first_covering(findings, c["comparison"], c["method"], c["check"], c["prune_at"],
+                           model=c.get("model"), budget=c.get("budget", "equal"))
         if f is None or len(a) < MIN_SEEDS or len(b) < MIN_SEEDS:
             continue
         level = f.alpha if f.alpha is not None else alpha
@@ -136,15 +139,18 @@ def comparisons(runs: pd.DataFrame, config_cls: type = RunConfig) -> list[dict]:
     for cell, group in done[done["check"] == "none"].groupby(shared, dropna=False, sort=True):
         runs_of = {key: sub for key, sub in group.groupby(subject, dropna=False, sort=True)}
         named = {key: dict(zip(subject, key)) for key in runs_of}
+        # random pruning trained as long as the method (the same ``budget``); the
+        # after-training baselines, whatever the method's budget (what "matched" matches)
         refs = [("random", k) for k, s in named.items()
-                if s["method"] == "random" and _unmodified(s, config_cls, ("method",))]
+                if s["method"] == "random" and _unmodified(s, config_cls, ("method", "budget"))]
         refs += [("after training", k) for k, s in named.items()
                  if after_training(s["method"]) and s["prune_at"] == 0]
         for key, s in named.items():
             if after_training(s["method"]):
                 continue
             for kind, ref in refs:
-                if ref != key:
+                if ref != key and (kind != "random"
+                                   or named[ref].get("budget") == s.get("budget")):
                     out.append({**dict(zip(shared, cell)), **s, "comparison": kind,
                                 "reference": _label(named[ref], config_cls),
                                 "a": _accuracies(runs_of[key]), "b": _accuracies(runs_of[ref])})

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from pai_bench import chain, costs, paths
+from pai_bench import chain, costs, paths, sparse
 from pai_bench.artifacts import (read_layer_report, read_masks, read_summary,
                                  read_training_state, stale_run_files)
-from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress
+from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress, StepTimer
 from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
-from pai_bench.device import torch_threads
+from pai_bench.device import torch_threads, use_device
 from pai_bench.effective import effective_masks, effective_summary
 from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest
 from pai_bench.masks import Masks
@@ -66,6 +66,7 @@ def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> di
     precision it uses. Another process asking for the same run waits for it and returns its
     stored summary: a run is never trained twice at once."""
     options = options.resolved()
+    use_device(options.torch_device)  # set_device and cuDNN's flags on CUDA (pai_bench.device)
     load_plugins(options.plugins)
     config = resolve(config, options.torch_device)
     return execute_plan(make_plan(config), options, callbacks)
@@ -138,7 +139,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
     model = p.build_model()  # the network that trains; its initial weights are "init"'s
-    masks = eff = None
+    masks = eff = per_epoch = None
     status, error = "finished", None
     try:  # divergence is a result wherever it happens: the dense network, scoring, training
         try:
@@ -152,7 +153,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
         kept = read_summary(rdir / paths.SUMMARY, config.hash(), type(config))
         if kept is not None:  # finished: only config.json and the layer report were rebuilt
             return kept
-        train_stage(stage, model, masks, rdir, callbacks)
+        per_epoch = train_stage(stage, model, masks, rdir, callbacks)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
             raise Diverged(p.total_steps, metrics["loss"], "the final evaluation")
@@ -164,7 +165,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
                    **masks_summary(p, masks, eff),
                    train_examples=len(p.train_data), test_examples=len(p.test_data),
                    start_step=p.start_step, total_steps=p.total_steps, pruning_rounds=p.rounds,
-                   seconds=round(time.perf_counter() - t0, 2),
+                   seconds=round(time.perf_counter() - t0, 2), seconds_per_epoch=per_epoch,
                    dense_test_accuracy=dense_accuracy(stage))
     if masks is not None:
         summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
@@ -243,12 +244,13 @@ def shared_method_masks(stage: Stage) -> Masks:
         return masks
 
 
-def train_stage(stage: Stage, model, masks: Masks, rdir: Path, extra: tuple = ()) -> None:
+def train_stage(stage: Stage, model, masks: Masks, rdir: Path, extra: tuple = ()) -> float | None:
     """Train ``model`` from the checkpoint, else from the method's start weights with the
-    check applied, to the end of the schedule."""
+    check applied, to the end of the schedule (its layers in the layout ``sparse_kernels``
+    chooses); return the measured seconds of training per epoch."""
     p, options = stage.plan, stage.options
     device = options.torch_device
-    state = read_training_state(rdir / paths.CHECKPOINT, p.facts, p.start_step, p.total_steps - 1)
+    state = read_training_state(rdir / paths.CHECKPOINT, p.facts, p.start_step, p.total_steps)
     if state is None:
         start_state = p.method.start_state(stage)
         model.load_state_dict(p.check.weights(start_state,
@@ -258,15 +260,37 @@ def train_stage(stage: Stage, model, masks: Masks, rdir: Path, extra: tuple = ()
         model.load_state_dict(state["model"])
         start, opt_state, rows = state["step"], state["optimizer"], state.get("rows", [])
 
+    opt_state = sparse_layout(stage, model, masks, opt_state)
+
     def test(m):
         return evaluate(m, p.test_data, device=device, precision=p.config.precision)
+    timer = StepTimer()
     metrics = MetricRows(rdir / paths.METRICS, rows, test, options.eval_every)
     callbacks = [Progress(p.config.method, options.progress), metrics,
                  *(LOGGERS.get(name)(rdir / paths.LOGS, metrics) for name in options.loggers),
-                 Checkpointer(rdir / paths.CHECKPOINT, metrics), *extra]
+                 Checkpointer(rdir / paths.CHECKPOINT, metrics, options.checkpoint_every,
+                              at_end=True, running=state and state.get("running")),
+                 *extra, timer]
     train(model, p.train_data, p.recipe, seed=p.config.seed, masks=masks, device=device,
           start_step=start, optimizer_state=opt_state, callbacks=callbacks,
-          precision=p.config.precision, compile=p.config.compile)
+          precision=p.config.precision, compile=p.config.compile,
+          cuda_graphs=p.config.cuda_graphs)
+    return timer.seconds_per_epoch(p.spe)
+
+
+def sparse_layout(stage: Stage, model, masks: Masks, opt_state: dict | None) -> dict | None:
+    """``--sparse-kernels auto``: the layers measured faster sparse put in the sparse layout
+    (``pai_bench.sparse``; the run's log says which, and why the others stay dense); the
+    optimizer state to resume from, in that layout."""
+    p, options = stage.plan, stage.options
+    if p.config.sparse_kernels == "off":
+        return opt_state
+    decisions = sparse.choose(model, masks, p.input_shape, p.recipe.batch_size,
+                              cache_dir=options.cache_dir, device=options.torch_device,
+                              precision=p.config.precision, compile=p.config.compile)
+    options.say(sparse.describe(decisions))
+    sparse.convert(model, masks, decisions)
+    return sparse.optimizer_state_like(opt_state, model, masks)
 
 
 def dense_accuracy(stage: Stage) -> float | None:

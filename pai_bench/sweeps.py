@@ -152,7 +152,7 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
         f"{len(todo)} to run {where}")
     run_options = dataclasses.replace(options, threads=options.threads or 1).for_worker()
     if todo:
-        say(console.sweep_estimate(todo, options.torch_device, runner.workers,
+        say(console.sweep_estimate(todo, options.torch_device, runner.at_once(options.torch_device),
                                    run_options.threads, sized_for, options.results_dir))
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not options.progress)
     results = []

@@ -18,6 +18,8 @@ from pai_bench.verdicts import INCONCLUSIVE
 # (``config.setting_fields``: all but the seed); fields other than these are shown, and split
 # rows, only where they vary among the runs tabulated.
 SHOWN_FIRST = ["model", "dataset", "method", "check", "prune_at", "sparsity"]
+# How the readable tables write a field's values (the CSV keeps the values themselves).
+SHOWN_AS = {"budget": {"equal": "equal epochs", "matched": "compute-matched"}}
 
 
 def group_columns(runs: pd.DataFrame, first: list[str], fields: list[str]) -> list[str]:
@@ -32,10 +34,13 @@ def accuracy_table(runs: pd.DataFrame, config_cls: type = RunConfig) -> pd.DataF
     the cost columns (means) beside it. Diverged runs are counted apart, not averaged."""
     keys = group_columns(runs, SHOWN_FIRST, setting_fields(config_cls))
     ok = runs[runs["status"] == "finished"]
+    # measured where a run recorded it (runs stored before it did: NaN)
+    ok = ok.assign(seconds_per_epoch=pd.to_numeric(ok.get("seconds_per_epoch"), errors="coerce"))
     g = ok.groupby(keys, dropna=False)
     table = g["test_accuracy"].agg(mean="mean", std="std", seeds="count").reset_index()
     table["std"] = table["std"].fillna(0.0)
-    extra = g[["effective_sparsity", "train_epochs", "train_macs", "inference_macs"]].mean()
+    extra = g[["effective_sparsity", "train_epochs", "train_macs", "inference_macs",
+               "seconds_per_epoch"]].mean()
     table = table.merge(extra.reset_index(), on=keys)
     diverged = runs[runs["status"] == "diverged"].groupby(keys, dropna=False).size()
     table["diverged"] = [int(diverged.get(tuple(r), 0)) for r in table[keys].itertuples(index=False)]
@@ -78,6 +83,12 @@ def _pct(value) -> str:
     return "" if value is None or pd.isna(value) else f"{100 * value:.2f}"
 
 
+def _shown(column: str, values: pd.Series) -> pd.Series:
+    """``values`` as the readable tables write them (``SHOWN_AS``)."""
+    names = SHOWN_AS.get(column)
+    return values.map(lambda v: names.get(v, v)) if names else values
+
+
 def _pm(mean, std) -> str:
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
@@ -93,12 +104,12 @@ def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
         out = t[["model", "method", "check", "prune_at"]].copy()
         out["sparsity (%)"] = t["sparsity"].map(_pct)
         for c in extra:
-            out[c] = t[c]
+            out[c] = _shown(c, t[c])
         out["accuracy (%)"] = [_pm(m, s) for m, s in zip(t["mean"], t["std"])]
         out["seeds"] = t["seeds"]
         out["diverged"] = t["diverged"]
         out["effective sparsity (%)"] = t["effective_sparsity"].map(_pct)
-        for c in ("train_epochs", "train_macs", "inference_macs"):
+        for c in ("train_epochs", "train_macs", "inference_macs", "seconds_per_epoch"):
             out[c.replace("_", " ")] = t[c]
         return out
     if name == "dense":
@@ -126,7 +137,7 @@ def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     for c in keys:  # the other setting fields, where they vary
         if c not in ("model", "sparsity", "method", "check", "prune_at") \
                 and t[c].nunique(dropna=False) > 1:
-            out[c] = t[c]
+            out[c] = _shown(c, t[c])
     out["method"], out["check"], out["prune at"] = t["method"], t["check"], t["prune_at"]
     out["against"], out["family"], out["question"] = t["reference"], t["family"], t["question"]
     out["seeds"] = [f"{n} / {m}" for n, m in zip(t["seeds"], t["seeds_reference"])]

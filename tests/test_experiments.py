@@ -19,14 +19,19 @@ def test_every_run_of_every_experiment_is_a_valid_plan(name, scale):
         make_plan(config)  # every name and option checked
 
 
-def test_the_successors_join_main_and_their_checks_share_mains_runs():
+def test_the_successors_share_mains_runs_at_cpu_scale_and_join_it_at_paper_scale():
     main = set(experiments.configs("main", "cpu"))
     successors = experiments.configs("successors", "cpu")
-    assert {c.method for c in main} >= set(experiments.SUCCESSORS)
-    unchecked = [c for c in successors if c.check == "none" and c.sparsity == 0.9]
-    assert unchecked and all(c in main for c in unchecked)  # stored once, read by both reports
+    assert not {c.method for c in main} & set(experiments.SUCCESSORS)  # CPU: their own report
+    shared = [c for c in successors if c.method not in experiments.SUCCESSORS
+              and c.sparsity == 0.9]
+    assert shared and all(c in main for c in shared)  # stored once, read by both reports
     assert {c.sparsity for c in successors if c.check == "none"} == {0.5, 0.9}
     assert {c.check for c in successors} == set(experiments.CHECKS)
+    ablations = set(experiments.configs("ablations", "cpu"))
+    noninferiority = experiments.configs("noninferiority", "cpu")
+    first = [c for c in noninferiority if c.seed in experiments.CPU_SEEDS]
+    assert first and all(c in ablations for c in first)  # its first seeds are ablations' runs
     for name in ("main", "ablations"):  # and at paper scale, beside imp
         methods = {c.method for c in experiments.configs(name, "paper")}
         assert methods >= {*experiments.SUCCESSORS, "imp"}

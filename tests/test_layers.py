@@ -21,7 +21,8 @@ PACKAGES = {"pai_bench": "pai_bench", "methods": "pai_bench.methods",
 # imported lazily, inside the function that needs them; everything else must be imported at
 # module level so that the layering is visible at the top of each file.
 ALLOWED = {"ray", "grpc", "matplotlib", "tensorboard", "torch.utils.tensorboard", "safetensors",
-           "importlib"}  # grpc: Ray's own dependency (the Ray executor's connection probe)
+           "importlib", "sparseprop"}  # grpc: Ray's own dependency (the Ray executor's
+# connection probe); sparseprop: the sparse kernels (pai_bench.sparse)
 
 
 def project_modules(root: Path, packages: dict[str, str]) -> dict[str, Path]:

@@ -64,7 +64,7 @@ def test_registered_names():
     assert set(ALL) == {
         *(f"cifar_vgg_{d}" for d in (11, 13, 16, 19)),
         *(f"cifar_resnet_{d}" for d in (20, 32, 44, 56, 110)),
-        "tinyimagenet_resnet_18", "imagenet_resnet_50", "mlp",
+        "tinyimagenet_resnet_18", "imagenet_resnet_50", "mlp", "cifar_vit",
     }
 
 

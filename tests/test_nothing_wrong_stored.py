@@ -24,7 +24,8 @@ TINY = dict(model="mlp", dataset="synthetic", epochs=3, batch_size=32, subset=12
 
 
 def options(folder, **kw) -> RunOptions:
-    return RunOptions(results_dir=folder, progress=False, log=None, **kw)
+    """Quiet, with a checkpoint at every epoch's end (the tests interrupt after the first)."""
+    return RunOptions(results_dir=folder, progress=False, log=None, **{"checkpoint_every": 0, **kw})
 
 
 class StopAfterEpoch(Callback):

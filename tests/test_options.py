@@ -32,7 +32,7 @@ def chosen(tmp_path) -> dict:
     values = dict(results_dir=tmp_path / "results", data_root=tmp_path / "data",
                   cache_dir=tmp_path / "cache", device="cpu", threads=2,
                   plugins=("row_sum_plugin",), progress=False, eval_every=3,
-                  loggers=("tensorboard",))
+                  checkpoint_every=30.0, loggers=("tensorboard",))
     declared = {f.name for f in dataclasses.fields(RunOptions)} - {"log"}
     assert set(values) == declared, "a new option needs a value here"
     return values

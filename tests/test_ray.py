@@ -33,7 +33,7 @@ from pai_bench.table import build_tables
 REPO = Path(__file__).resolve().parents[1]
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--threads", "1",
-        "--no-progress"]
+        "--no-progress", "--checkpoint-every", "0"]  # a checkpoint every epoch (kill tests)
 LIGHT = ["--num-cpus=1", "--object-store-memory=100000000"]  # 100 MB, near Ray's minimum
 
 
@@ -159,7 +159,9 @@ def test_a_sweep_on_ray_equals_the_local_sweep(cluster, tmp_path):
     for name, summary in remote.items():
         assert summary["test_accuracy"] == local[name]["test_accuracy"], name
     table = build_tables(tmp_path / "ray")["accuracy"]
-    pd.testing.assert_frame_equal(table, build_tables(tmp_path / "local")["accuracy"])
+    measured = ["seconds_per_epoch"]  # wall-clock time: what differs between two machines
+    pd.testing.assert_frame_equal(table.drop(columns=measured),
+                                  build_tables(tmp_path / "local")["accuracy"].drop(columns=measured))
 
 
 def test_b_a_killed_worker_is_retried_and_its_run_resumes(cluster, tmp_path):

@@ -18,7 +18,8 @@ from pai_bench.sweeps import spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "640",
-         "--test-subset", "100", "--no-progress", "--threads", "1"]
+         "--test-subset", "100", "--no-progress", "--threads", "1",
+         "--checkpoint-every", "0"]  # a checkpoint at every epoch's end, for the kill tests
 
 
 def summaries(results: Path) -> list[Path]:
@@ -129,6 +130,23 @@ def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
                  lambda c, r, t0: results.append(r))
     assert len(results) == 2
     assert all(r["status"] == "failed" and "nosuchdevice" in r["error"] for r in results)
+
+
+def test_workers_that_die_at_start_fail_their_runs_instead_of_looping(tmp_path):
+    """A pool whose workers die in their initializer (here: a slot torch cannot even parse)
+    starts no run; after a second fresh pool dies the same way, the runs fail saying so and
+    the sweep ends (it used to replace the pool forever)."""
+    from pai_bench.config import RunConfig
+    from pai_bench.executors import LocalExecutor
+    executor = LocalExecutor(runs_per_gpu=1, device_count=1)
+    executor.slots = [None]
+    configs = [RunConfig(method="random", seed=s, model="mlp", dataset="synthetic", epochs=1,
+                         batch_size=32, subset=128, test_subset=50) for s in (0, 1)]
+    results = []
+    executor.run(configs, RunOptions(results_dir=tmp_path, device="cpu", threads=1).for_worker(),
+                 lambda c, r, t0: results.append(r), say=lambda *a: None)
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    assert all("died at start twice" in r["error"] for r in results)
 
 
 BARRIER_METHOD = """

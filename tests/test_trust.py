@@ -238,7 +238,8 @@ KILL_AT_EPOCH_2 = textwrap.dedent("""
     callbacks.Checkpointer.on_epoch_end = kill_after_two
     config = RunConfig(method="ltr", model="mlp", dataset="synthetic", epochs=6, batch_size=32,
                        subset=320, test_subset=100)
-    runner.execute(config, RunOptions(results_dir=Path(sys.argv[1]), progress=False))
+    runner.execute(config, RunOptions(results_dir=Path(sys.argv[1]), progress=False,
+                                      checkpoint_every=0))  # a checkpoint every epoch
 """)
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pai_bench.data.base import Split, check_batch_args
+from pai_bench.device import canonical
 from pai_bench.errors import ConfigError
 
 # (raw batch, generator) -> raw batch. One with ``draw(n, generator)`` and ``apply(raw, draws)``
@@ -122,8 +123,9 @@ class MemorySplit(Split):
     def to(self, device: torch.device | str) -> "MemorySplit":
         """This split with its images and labels on ``device`` (itself if already there). The
         copy is made once per device and kept: the training loop and every per-epoch evaluation
-        ask for it, and must not copy the data set each time."""
-        device = torch.device(device)
+        ask for it, and must not copy the data set each time; ``cuda`` and ``cuda:0`` are one
+        device, with one copy (``device.canonical``)."""
+        device = canonical(device)
         if self.images.device == device:
             return self
         if device not in self._copies:

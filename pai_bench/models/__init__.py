@@ -23,7 +23,7 @@ from torch import nn
 from pai_bench.errors import ConfigError
 from pai_bench.models.base import INITS, MODELS, ModelSpec
 from pai_bench.recipes import CIFAR, Recipe
-from pai_bench.models import cifar_resnet, cifar_vgg, imagenet_resnet, mlp  # noqa: F401 (registers)
+from pai_bench.models import cifar_resnet, cifar_vgg, imagenet_resnet, mlp, vit  # noqa: F401 (registers)
 
 # The layer types whose weights are prunable (docs/protocol.md: every conv and linear layer, the
 # output layer and 1x1 shortcuts included; never biases or BatchNorm).
@@ -94,7 +94,15 @@ def initialize(model: nn.Module, generator: torch.Generator) -> None:
     says; open_lth itself zeroes only BN biases and leaves conv/linear biases at PyTorch's
     default, so a bias-free init is the one place we differ. All draws come from ``generator``
     (a CPU generator: the model must be on the CPU), never the global RNG.
+
+    A network with an initialization of its own, an ``init_weights(generator)`` method (the
+    vision transformer, ``models/vit.py``: Kaiming normal is for ReLU conv nets), is initialized
+    by that method instead, so that create_model, the reinit check and NTK-SAP's re-draws agree.
     """
+    own = getattr(model, "init_weights", None)
+    if callable(own):
+        own(generator)
+        return
     for module in model.modules():
         if isinstance(module, PRUNABLE_TYPES):
             nn.init.kaiming_normal_(module.weight, generator=generator)
