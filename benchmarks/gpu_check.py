@@ -211,10 +211,7 @@ def stepper(model_name: str, masked: bool, precision: str, mode: str, device: to
     model.train()
     prepared = None
     if masked:
-        g = torch.Generator().manual_seed(0)
-        params = dict(model.named_parameters())
-        prepared = PreparedMasks(model, Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
-                                               for n in prunable_names(model)}))
+        prepared = PreparedMasks(model, Masks.random(model, prunable_names(model), 0.9, seed=0))
         apply_(model, prepared)
     loop = Loop(model, make_optimizer(model, CIFAR), CIFAR, 391, 0, 10**9)
     batch = SMOKE_BATCH if smoke else CIFAR.batch_size

@@ -31,10 +31,7 @@ class KeepMask(nn.Module):
 
 def setup(model_name, variant):
     model = create_model(model_name, num_classes=10, input_shape=(3, 32, 32), seed=0)
-    g = torch.Generator().manual_seed(0)
-    params = dict(model.named_parameters())
-    masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
-                   for n in prunable_names(model)})
+    masks = Masks.random(model, prunable_names(model), 0.9, seed=0)
     prepared = None
     if variant == "masked_inplace":
         prepared = PreparedMasks(model, masks)
@@ -45,6 +42,7 @@ def setup(model_name, variant):
             parametrize.register_parametrization(modules[n.rsplit(".", 1)[0]], "weight",
                                                  KeepMask(masks[n].float()))
     opt = make_optimizer(model, CIFAR)
+    g = torch.Generator().manual_seed(1)
     x = torch.randn(BATCH, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (BATCH,), generator=g)
 

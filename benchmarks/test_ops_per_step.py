@@ -66,10 +66,7 @@ def setup(model_name: str, masked: bool, precision: str, device: torch.device = 
     model = create_model(model_name, num_classes=10, input_shape=(3, 32, 32), seed=0).to(device)
     prepared = None
     if masked:
-        g = torch.Generator().manual_seed(0)
-        params = dict(model.named_parameters())
-        prepared = PreparedMasks(model, Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
-                                               for n in prunable_names(model)}))
+        prepared = PreparedMasks(model, Masks.random(model, prunable_names(model), 0.9, seed=0))
         apply_(model, prepared)
     model.train()
     data = cifar_like().to(device)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from pai_bench import sparse
 from pai_bench.data import default_cache_dir
+from pai_bench.io import atomic_write_text
 from pai_bench.masks import Masks, PreparedMasks, apply_
 from pai_bench.models import create_model, layer_macs, prunable_names
 from pai_bench.recipes import CIFAR
@@ -51,11 +52,7 @@ if sparse.kernels() is None:
 def network(net: str, sparsity: float):
     name, width = NETS[net]
     model = create_model(name, num_classes=10, input_shape=INPUT, seed=0, width=width)
-    g = torch.Generator().manual_seed(0)
-    params = dict(model.named_parameters())
-    masks = Masks({n: torch.rand(params[n].shape, generator=g) >= sparsity
-                   for n in prunable_names(model)})
-    return model, masks
+    return model, Masks.random(model, prunable_names(model), sparsity, seed=0)
 
 
 def prepared(net, sparsity, batch, layout):
@@ -154,13 +151,39 @@ def measure_layers(net, sparsity, batch, threads):
                            speedup=d.dense_s / d.sparse_s, auto=d.layout))
 
 
+STEP_KEY = ("net", "sparsity", "batch", "threads", "mode")
+LAYER_KEY = ("net", "sparsity", "batch", "threads", "layer")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report():
+    """The rows of this session replace the stored rows of the same setting
+    (``sparse_step_steps.csv``, ``sparse_step_layers.csv``); the table and the figure are
+    written from all of them, so the grid can be measured a part at a time."""
     yield
     if STEPS or LAYERS:
         OUT.mkdir(parents=True, exist_ok=True)
-        (OUT / "sparse_step.md").write_text(markdown())
-        figure(OUT / "sparse_step.png")
+        when = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        steps = merged(OUT / "sparse_step_steps.csv", STEPS, STEP_KEY, when)
+        layers = merged(OUT / "sparse_step_layers.csv", LAYERS, LAYER_KEY, when)
+        atomic_write_text(OUT / "sparse_step.md", markdown(steps, layers))
+        figure(steps, OUT / "sparse_step.png")
+
+
+def merged(path: Path, new: list[dict], key: tuple[str, ...], when: str) -> list[dict]:
+    """The stored rows of ``path`` with ``new`` (stamped ``when``, UTC) in place of the rows of
+    the same ``key``, written back atomically; sorted by the grid's order."""
+    import pandas as pd
+    old = pd.read_csv(path).to_dict("records") if path.exists() else []
+    rows = {tuple(r[k] for k in key): r for r in old}
+    rows.update({tuple(r[k] for k in key): {**r, "measured": when} for r in new})
+    order = {"net": list(NETS), "sparsity": SPARSITIES, "batch": BATCHES, "threads": THREADS,
+             "mode": ["train", "infer"]}
+
+    out = sorted(rows.values(),  # stable: a setting's layers stay in the network's order
+                 key=lambda r: tuple(order[k].index(r[k]) for k in key if k in order))
+    atomic_write_text(path, pd.DataFrame(out).to_csv(index=False))
+    return out
 
 
 def _table(rows: list[dict], columns: list[str]) -> list[str]:
@@ -171,42 +194,48 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
     return lines
 
 
-def markdown() -> str:
+def markdown(steps: list[dict], layers: list[dict]) -> str:
     cpu = sparse.cpu_name()
     lines = [f"# Sparse path vs dense masked path, measured ({cpu}, torch {torch.__version__}, "
              f"sparseprop {sparse.library_version()})", "",
-             "Medians of alternating rounds in one process (`benchmarks/test_sparse_step.py`); "
-             "speed-up = dense masked time / sparse time. `sparse layers`: the layers `auto` "
-             "made sparse (the others stay dense).", "", "## Steps", ""]
-    lines += _table(STEPS, ["net", "sparsity", "batch", "threads", "mode", "dense_ms",
-                            "sparse_ms", "speedup", "sparse_layers"])
+             "Medians of alternating rounds in one process (`benchmarks/test_sparse_step.py`, "
+             f"{ROUNDS} rounds); speed-up = dense masked time / sparse time. `sparse layers`: "
+             "the layers `auto` made sparse (the others stay dense). `measured`: when (UTC) "
+             "the row was measured; the file keeps the latest row of each setting.", "",
+             "## Steps", ""]
+    lines += _table(steps, ["net", "sparsity", "batch", "threads", "mode", "dense_ms",
+                            "sparse_ms", "speedup", "sparse_layers", "measured"])
     lines += ["", "## Layers (forward + backward)", ""]
-    lines += _table(LAYERS, ["net", "sparsity", "batch", "threads", "layer", "macs", "density",
-                             "dense_ms", "sparse_ms", "speedup", "auto"])
+    lines += _table(layers, ["net", "sparsity", "batch", "threads", "layer", "macs", "density",
+                             "dense_ms", "sparse_ms", "speedup", "auto", "measured"])
     return "\n".join(lines) + "\n"
 
 
-def figure(path: Path) -> None:
+def figure(steps: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [r for r in STEPS if r["mode"] == "train"]
-    nets = sorted({r["net"] for r in rows})
+    nets = [n for n in NETS if any(r["net"] == n for r in steps)]
     if not nets:
         return
-    fig, axes = plt.subplots(1, len(nets), figsize=(5 * len(nets), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(nets), figsize=(5.5 * len(nets), 3.8), squeeze=False)
+    colours = {(b, t): f"C{i}" for i, (b, t) in
+               enumerate((b, t) for b in BATCHES for t in THREADS)}
     for ax, net in zip(axes[0], nets):
-        for batch in BATCHES:
-            for threads in THREADS:
-                pts = sorted((r["sparsity"], r["speedup"]) for r in rows
-                             if r["net"] == net and r["batch"] == batch and r["threads"] == threads)
+        for (batch, threads), colour in colours.items():
+            for mode, style in (("train", "-"), ("infer", "--")):
+                pts = sorted((r["sparsity"], r["speedup"]) for r in steps
+                             if (r["net"], r["batch"], r["threads"], r["mode"])
+                             == (net, batch, threads, mode))
                 if pts:
-                    ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], marker="o",
-                            label=f"batch {batch}, {threads} thread{'s' * (threads > 1)}")
+                    ax.plot([100 * p[0] for p in pts], [p[1] for p in pts], style, marker="o",
+                            color=colour, label=f"{mode}, batch {batch}, {threads} "
+                                                f"thread{'s' * (threads > 1)}")
         ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set(title=f"{net}: training step", xlabel="sparsity (%)",
-               ylabel="speed-up over dense masked")
-        ax.legend(fontsize=7)
+        ax.set(title=f"{net}: sparse path against dense masked ({sparse.cpu_name()})",
+               xlabel="sparsity (%)", ylabel="speed-up (dense ms / sparse ms)")
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pai_bench.errors import ConfigError
-from pai_bench.io import atomic_save_torch, atomic_write_text, tensor_digest
+from pai_bench.io import atomic_save_torch, atomic_write_text, tensor_digest, to_host
 from pai_bench.registry import Registry
 from pai_bench.train import Callback, Loop
 
@@ -117,7 +117,8 @@ def save_training_state(path: Path, model, optimizer, step: int, rows: list | No
     step and, for a sparse run, its metric rows; ``running``: the epoch's running sums when the
     state is inside an epoch (``Checkpointer``). Written atomically. Reading one back is
     ``artifacts.read_training_state``'s job: it validates it too."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
+    state = to_host({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "step": step})  # hashed and saved from one host copy
     if rows is not None:
         state["rows"] = rows
     if running is not None:
@@ -186,15 +187,23 @@ class Checkpointer(Callback):
 class StepTimer(Callback):
     """Wall-clock seconds of training per epoch (``seconds_per_epoch``): the time from each
     step's start to its end, callbacks of the step included, the epoch-end work (evaluation,
-    checkpoint) not. Put it last, so that its epoch end follows the others'."""
+    checkpoint) not. Put it last, so that its epoch end follows the others'. On a GPU, where a
+    step returns once its kernels are queued, the epoch's last step waits for the device before
+    the clock is read (one synchronisation per epoch, at its end), so the epoch's queued work
+    is counted in it and not in the evaluation after it."""
 
     def __init__(self):
-        self.seconds, self.steps, self.last = 0.0, 0, None
+        self.seconds, self.steps, self.last, self.cuda = 0.0, 0, None, None
 
     def on_start(self, loop: Loop) -> None:
+        first = next(loop.model.parameters(), None)
+        self.cuda = first.device if first is not None and first.device.type == "cuda" else None
         self.last = time.perf_counter()
 
     def on_step_end(self, loop: Loop, loss) -> None:
+        if self.cuda is not None and (loop.step % loop.steps_per_epoch == 0
+                                      or loop.step == loop.end_step):
+            torch.cuda.synchronize(self.cuda)
         now = time.perf_counter()
         self.seconds, self.steps, self.last = self.seconds + now - self.last, self.steps + 1, now
 

@@ -15,14 +15,14 @@ findings conclusive at this scale. The design is a calculation, ``design_table(n
   the miniatures measured (``MINIATURES``), halving the previous 5,000 images left the
   seed-to-seed SD where it was (1.52 against 1.50 points) and halved the time of a run, so the
   same minutes buy twice the seeds: power grows with seeds / SD²;
-* 7 seeds (``CPU_SEEDS``): with them ``main`` and ``ablations`` carry findings a (the
+* 5 seeds (``CPU_SEEDS``): with them ``main`` and ``ablations`` carry findings a (the
   after-training baselines beat every method at initialization), b (LTR is worse shuffled and
   reinitialized) and c's "worse" half (SNIP, SynFlow and magnitude are worse inverted) with
   80% power at Holm's strictest level; e (methods against random) is reported with what its
   seeds can detect. The "not worse (within δ = 2 points)" findings, d (every method at
   initialization is not worse shuffled or reinitialized) and GraSP's half of c, need 13-15
   seeds per group when the truth is "no effect": they are the ``noninferiority`` experiment
-  (15 seeds, the first 7 shared with ``ablations``). A 3-seed design, as before, had the power
+  (15 seeds, the first 5 shared with ``ablations``). A 3-seed design, as before, had the power
   for b and c's "worse" only: its readings flipped between seed sets;
 * sparsities 0.5 and 0.9 in ``main``; the checks at 0.9 only, where the methods part ways
   without all collapsing to chance (6.8k weights kept).
@@ -285,10 +285,9 @@ def with_random_reference(runs: list[RunConfig]) -> list[RunConfig]:
 # 32 (4 heads of 8; 49k prunable weights against the ResNet's 68k), float32: on the CPUs
 # measured, bf16 autocast made the transformer slower (many small matrix products and
 # elementwise ops), not faster.
-CPU_MLP = dict(model="mlp", dataset="cifar10", epochs=8, subset=5000, batch_size=32, lr=0.05,
-               precision="auto")
-CPU_VIT = dict(model="cifar_vit", width=32, dataset="cifar10", epochs=8, subset=5000,
-               batch_size=32, lr=0.05, precision="fp32")
+_CPU_DATA = {k: CPU_RUN[k] for k in ("dataset", "subset", "epochs", "batch_size", "lr")}
+CPU_MLP = dict(model="mlp", precision="auto", **_CPU_DATA)
+CPU_VIT = dict(model="cifar_vit", width=32, precision="fp32", **_CPU_DATA)
 CONTESTED_NETWORKS = (CPU_RUN, CPU_MLP, CPU_VIT)
 # 3 seeds (its ResNet runs are main's first three): the 45-minute budget of issue 28.
 CONTESTED_SEEDS = CPU_SEEDS[:3]
@@ -307,21 +306,17 @@ def contested_sweeps(runs: tuple[dict, ...], networks_conv: tuple[dict, ...], sp
     findings: ``findings.CONTESTED_FINDINGS``.
 
     **CPU scale, sized to at most 45 minutes on 2 cores** (2 workers x 1 thread), after
-    ``main`` and ``ablations``, whose conv runs it reads (the same configurations: 39 of its 51
-    ResNet runs, the 50% ones from ``successors``; from scratch they add about 25 minutes).
-    These estimates predate the CPU scale's redesign (issue 27: 2,500 ResNet images, and this
-    session's Xeon runs about half as fast as the EPYC they were scaled by); the run itself
-    will measure them. Throughput measured at 1 thread, on
-    an Intel Xeon with AVX512-BF16 while other agents loaded its 2 cores (load 4-9, so only the
-    ratios hold): training steps of batch 32 ran at 29 (ResNet-20 width 8, bf16), 58 (ViT width
-    32, fp32), 37 (ViT width 64, fp32) and 409 (MLP, bf16) images/s; ViT width 64 in bf16 was
-    slower than in fp32 (63 against 84 images/s at batch 64). Scaled by the ResNet's 550-645
-    images/s on a quiet machine (``CPU_SIZED_FOR``, ``results/README.md``): a run of 40,000
-    training images is about 70 s on the ResNet, 40 s on the ViT, 10 s on the MLP (with
-    scoring, evaluation and start-up), a compute-matched ResNet run about 140 s. New runs: ViT
-    60 sparse + 3 dense (about 2,500 s), MLP 33 (330 s), ResNet compute-matched 12 (1,680 s):
-    about 4,500 worker-seconds, 38 minutes on 2 workers. (Measured: one ViT run of this design,
-    SNIP at 90%, 291 s at load 6-9, 25.8% accuracy.)
+    ``main`` and ``ablations``, whose ResNet runs at 90% it reads (the same configurations).
+    All three networks use CPU_RUN's data recipe (2,500 images, 8 epochs, batch 32). New
+    trainings: 114 of its 150 (``trainings(("main", "ablations", "contested"))`` minus
+    ``trainings(("main", "ablations"))``): the ViT's 60 sparse runs and 3 dense networks, the
+    MLP's 33 and 3, the ResNet's 6 at 50% and its 12 compute-matched runs (16 epochs each).
+    Relative throughput at 1 thread, batch 32, measured beside other load on the Intel Xeon
+    of this design (only the ratios hold): ResNet-20 width 8 bf16 29 images/s, ViT width 32
+    fp32 58, ViT width 64 fp32 37, MLP bf16 409 (ViT width 64 in bf16 was slower than in fp32:
+    63 against 84 images/s at batch 64). So a ViT run costs about half a ResNet run (about
+    35 s of the ResNet's 70), an MLP run a tenth, a compute-matched run twice: about 4,200
+    worker-seconds, 35 minutes on 2 workers. ``results/README.md`` gives the measured time.
 
     **What the design can detect.** 3 seeds per group; seeds differ by 1-3 points at this
     scale, and δ = 2 points (``MARGIN_POINTS["cpu"]``). With 3 against 3 seeds, a one-sided
@@ -333,9 +328,9 @@ def contested_sweeps(runs: tuple[dict, ...], networks_conv: tuple[dict, ...], sp
     only if the SD is below about half a point: at this scale it will mostly read
     inconclusive, and its CI says how far magnitude and random can be apart; ``--scale paper``
     (5 seeds, δ = 0.5 points, SD 0.2-0.3) is the design that can settle it. The "detectable"
-    and "seeds to settle" columns state this per row. The ViT at this size (5,000 images, 8
-    epochs, SGD) is a data-starved transformer, about 25-30% accurate: what it shows is for
-    that regime.
+    and "seeds to settle" columns state this per row. The ViT at this size (2,500 images, 8
+    epochs, SGD) is a data-starved transformer, far less accurate than the ResNet: what it
+    shows is for that regime.
 
     **Paper scale**: the four conv nets of the paper, the MLP (its recipe, ``recipes.MLP``) and
     the width-128 ViT (``models.vit.RECIPE``), the sparsity grid and 5 seeds; compute-matched

@@ -191,6 +191,22 @@ def file_lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def to_host(obj: Any) -> Any:
+    """``obj`` (nested dicts, lists, tuples) with every tensor on the CPU: one device-to-host
+    copy per tensor, made once, for a state that is both hashed and saved (a CPU tensor is
+    itself, not a copy)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        host = type(obj)((k, to_host(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # a state_dict's module versions, which loading reads
+            host._metadata = obj._metadata
+        return host
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_host(v) for v in obj)
+    return obj
+
+
 def tensor_digest(obj: Any) -> str:
     """sha256 (16 hex digits) of every tensor in ``obj`` (nested dicts, lists, tuples), with
     its key path, dtype and shape, in a fixed order: what a stored state must still hash to

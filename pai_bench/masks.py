@@ -49,6 +49,16 @@ class Masks(Mapping[str, torch.Tensor]):
         params = dict(model.named_parameters())
         return cls({n: torch.ones(params[n].shape, dtype=torch.bool) for n in names})
 
+    @classmethod
+    def random(cls, model: nn.Module, names: list[str], sparsity: float, seed: int) -> "Masks":
+        """Each weight of ``names`` pruned independently with probability ``sparsity``: a draw
+        of ``torch.rand`` per tensor, in the order of ``names``, from a CPU generator seeded
+        with ``seed`` (the same masks on any device and thread count). For tests and
+        benchmarks; the ``random`` method is the scorer that prunes a layer's exact share."""
+        g = torch.Generator().manual_seed(seed)
+        params = dict(model.named_parameters())
+        return cls({n: torch.rand(params[n].shape, generator=g) > sparsity for n in names})
+
     # Mapping protocol
     def __getitem__(self, name: str) -> torch.Tensor:
         return self._masks[name]

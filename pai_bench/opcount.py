@@ -51,11 +51,15 @@ def _is_bool_index(args) -> bool:
                                  for i in (args[1] or ()))
 
 
-class _Syncs(TorchFunctionMode):
+class _Counting:
+    """A torch mode that reports to an ``OpCount``."""
+
     def __init__(self, counter: "OpCount"):
         super().__init__()
         self.counter = counter
 
+
+class _Syncs(_Counting, TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
@@ -74,11 +78,7 @@ def _to_cpu(args, kwargs) -> bool:
     return False
 
 
-class _Ops(TorchDispatchMode):
-    def __init__(self, counter: "OpCount"):
-        super().__init__()
-        self.counter = counter
-
+class _Ops(_Counting, TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = func.overloadpacket.__name__

@@ -31,7 +31,8 @@ from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
 from pai_bench.device import torch_threads, use_device
 from pai_bench.effective import effective_masks, effective_summary
-from pai_bench.io import atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest
+from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest,
+                          to_host)
 from pai_bench.masks import Masks
 from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
@@ -171,7 +172,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
         summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
         summary["digests"] = {"masks": tensor_digest(dict(masks))}
     if status == "finished":  # the trained sparse network, loadable with weights_only=True
-        state = model.state_dict()
+        state = to_host(model.state_dict())  # hashed and saved from one host copy
         atomic_save_torch(state, rdir / paths.WEIGHTS)
         summary["digests"]["weights"] = tensor_digest(state)
     atomic_write_json(rdir / paths.SUMMARY, summary)

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from pai_bench import executors, paths, runner
-from pai_bench.callbacks import Checkpointer, MetricRows
+from pai_bench.callbacks import Checkpointer, MetricRows, StepTimer
 from pai_bench.cli import main
 from pai_bench.config import RunConfig
 from pai_bench.data import load_split
@@ -33,6 +33,9 @@ from pai_bench.ray_executor import RayExecutor
 from pai_bench.recipes import Recipe
 from pai_bench.sanity_checks import CHECKS
 from pai_bench.train import Callback, train
+
+from helpers import StopAt
+
 
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
             test_subset=50, sparsity=0.8)
@@ -372,15 +375,6 @@ class Clock:
         return self.t
 
 
-class StopAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, loop, loss):
-        if loop.step == self.step:
-            raise KeyboardInterrupt
-
-
 RECIPE = Recipe(batch_size=32, lr=0.05, epochs=3)  # 160 examples: 5 steps per epoch
 
 
@@ -416,6 +410,22 @@ def test_a_checkpoint_inside_an_epoch_resumes_bit_identical(device, tmp_path):
     keys = ("step", "train_loss", "train_accuracy")
     assert [[r[k] for k in keys] for r in rows.rows] == [[r[k] for k in keys]
                                                          for r in whole_rows.rows]
+
+
+def test_the_step_timer_waits_for_the_device_once_per_epoch_at_its_end():
+    """On a GPU a step returns once queued: the timer synchronises at each epoch's last step
+    (and the run's), never inside an epoch, so seconds_per_epoch holds the epoch's work."""
+    data = load_split("synthetic", None, "train", subset=160, seed=0)
+    timer = StepTimer()
+    with FakeCuda(count_ops=False) as gpu:
+        train(tiny_model(), data, RECIPE, seed=1, device=torch.device("cuda"), callbacks=[timer])
+    waits = [s for s in gpu.sync_sites if s.startswith("torch.cuda.synchronize")]
+    assert len(waits) == RECIPE.epochs and all("callbacks.py" in s for s in waits), waits
+    assert timer.steps == 15 and timer.seconds_per_epoch(5) > 0
+    cpu_timer = StepTimer()
+    with FakeCuda(count_ops=False) as gpu:  # a CPU run under the harness waits for nothing
+        train(tiny_model(), data, RECIPE, seed=1, callbacks=[cpu_timer])
+    assert not [s for s in gpu.sync_sites if s.startswith("torch.cuda.synchronize")]
 
 
 def test_no_checkpoint_before_its_seconds_have_passed(tmp_path):

@@ -65,10 +65,8 @@ def test_masks_reach_a_channels_last_network_in_one_multi_tensor_op():
 
     model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=0)
     model.to(memory_format=torch.channels_last)
-    g = torch.Generator().manual_seed(0)
     params = dict(model.named_parameters())
-    masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
-                   for n in prunable_names(model)})
+    masks = Masks.random(model, prunable_names(model), 0.9, seed=0)
     before = {n: params[n].detach().clone() for n in masks}
     prepared = PreparedMasks(model, masks)
     assert len(masks) > 20
@@ -80,3 +78,16 @@ def test_masks_reach_a_channels_last_network_in_one_multi_tensor_op():
     assert ops == ["aten::_foreach_mul_"], ops
     for n in masks:  # exactly the pruned weights are zero, the kept ones unchanged
         assert torch.equal(params[n].detach(), before[n] * masks[n])
+
+
+def test_random_masks_prune_each_weight_with_the_given_probability_from_their_seed():
+    from pai_bench.models import create_model, prunable_names
+
+    model = create_model("mlp", num_classes=10, input_shape=(3, 8, 8), seed=0)
+    names = prunable_names(model)
+    a, b = (Masks.random(model, names, 0.9, seed=3) for _ in range(2))
+    assert a == b and a != Masks.random(model, names, 0.9, seed=4)
+    assert list(a) == names and abs(a.sparsity() - 0.9) < 0.01  # 89k weights drawn
+    g = torch.Generator().manual_seed(3)  # the draw, done independently
+    params = dict(model.named_parameters())
+    assert all(torch.equal(a[n], torch.rand(params[n].shape, generator=g) > 0.9) for n in names)

@@ -82,10 +82,7 @@ def test_forward_and_every_gradient_equal_the_dense_masked_layer(kind, batch):
 
 def _mlp_with_masks():
     model = create_model("mlp", num_classes=10, input_shape=(3, 8, 8), seed=0)
-    g = torch.Generator().manual_seed(0)
-    params = dict(model.named_parameters())
-    masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.7 for n in prunable_names(model)})
-    return model, masks
+    return model, Masks.random(model, prunable_names(model), 0.7, seed=0)
 
 
 def test_the_state_dict_stays_dense_and_the_masks_stay_the_masks():

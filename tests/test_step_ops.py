@@ -31,10 +31,7 @@ def data():
 def model_and_masks():
     model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=0,
                          width=4)
-    g = torch.Generator().manual_seed(1)
-    params = dict(model.named_parameters())
-    return model, Masks({n: torch.rand(params[n].shape, generator=g) > 0.9
-                         for n in prunable_names(model)})
+    return model, Masks.random(model, prunable_names(model), 0.9, seed=1)
 
 
 class SyncsAtStepEnd(Callback):

@@ -12,6 +12,9 @@ from pai_bench.models import create_model, prunable_names
 from pai_bench.recipes import Recipe
 from pai_bench.train import Callback, Diverged, evaluate, train
 
+from helpers import StopAt
+
+
 RECIPE = Recipe(batch_size=64, lr=0.05, epochs=3, milestones=(2,))
 
 
@@ -23,11 +26,7 @@ def data():
 def model_and_masks(seed=0):
     model = create_model("cifar_resnet_20", num_classes=10, input_shape=(3, 32, 32), seed=seed,
                          width=4)
-    g = torch.Generator().manual_seed(1)
-    params = dict(model.named_parameters())
-    masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.8
-                   for n in prunable_names(model)})
-    return model, masks
+    return model, Masks.random(model, prunable_names(model), 0.8, seed=1)
 
 
 def state(model):
@@ -47,15 +46,6 @@ def test_same_seed_same_numbers_and_pruned_stay_zero(data):
     model, masks = model_and_masks()
     train(model, data, RECIPE, seed=8, masks=masks)  # another data order
     assert not torch.equal(state(model)["fc.weight"], results[0]["fc.weight"])
-
-
-class StopAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, loop, loss):
-        if loop.step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_run(data, tmp_path):
@@ -126,10 +116,8 @@ def test_compiled_training_follows_eager_training_and_keeps_pruned_weights_at_ze
     for compile in (False, True):
         torch.manual_seed(0)
         model = Net()
-        g = torch.Generator().manual_seed(1)
         params = dict(model.named_parameters())
-        masks = Masks({n: torch.rand(params[n].shape, generator=g) > 0.8
-                       for n in ("fc1.weight", "fc2.weight")})
+        masks = Masks.random(model, ["fc1.weight", "fc2.weight"], 0.8, seed=1)
         losses = Losses()
         train(model, data, recipe, seed=7, masks=masks, compile=compile, callbacks=[losses])
         assert all((params[n][~masks[n]] == 0).all() for n in masks)
