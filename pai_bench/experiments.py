@@ -310,13 +310,15 @@ def contested_sweeps(runs: tuple[dict, ...], networks_conv: tuple[dict, ...], sp
     All three networks use CPU_RUN's data recipe (2,500 images, 8 epochs, batch 32). New
     trainings: 114 of its 150 (``trainings(("main", "ablations", "contested"))`` minus
     ``trainings(("main", "ablations"))``): the ViT's 60 sparse runs and 3 dense networks, the
-    MLP's 33 and 3, the ResNet's 6 at 50% and its 12 compute-matched runs (16 epochs each).
+    MLP's 33, the ResNet's 6 at 50% and its 12 compute-matched runs (16 epochs each).
     Relative throughput at 1 thread, batch 32, measured beside other load on the Intel Xeon
     of this design (only the ratios hold): ResNet-20 width 8 bf16 29 images/s, ViT width 32
     fp32 58, ViT width 64 fp32 37, MLP bf16 409 (ViT width 64 in bf16 was slower than in fp32:
     63 against 84 images/s at batch 64). So a ViT run costs about half a ResNet run (about
     35 s of the ResNet's 70), an MLP run a tenth, a compute-matched run twice: about 4,200
-    worker-seconds, 35 minutes on 2 workers. ``results/README.md`` gives the measured time.
+    worker-seconds, 35 minutes on 2 workers. Measured on that Xeon, nothing beside it: 44 min 13 s
+    (ViT runs 40-50 s, 83 s for the first after-training baseline of a seed; MLP 5-9 s;
+    compute-matched ResNet runs 130-143 s; two at once).
 
     **What the design can detect.** 3 seeds per group; seeds differ by 1-3 points at this
     scale, and δ = 2 points (``MARGIN_POINTS["cpu"]``). With 3 against 3 seeds, a one-sided
