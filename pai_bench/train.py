@@ -70,13 +70,12 @@ class Loop:
     epoch_loss: float | torch.Tensor = 0.0   # sum of loss x batch size (a device tensor)
     epoch_correct: int | torch.Tensor = 0
     epoch_seen: int = 0
-    nonfinite: bool | torch.Tensor = False   # set: some step's loss was NaN or infinite
     extra: dict = field(default_factory=dict)
 
     def check_finite(self, where: str = "the training loss") -> None:
-        """Raise ``Diverged`` if any loss since the start was not finite (reads the device: the
+        """Raise ``Diverged`` if a loss of this epoch was not finite (reads the device: the
         epoch's loss sum, not finite iff a loss of the epoch was not)."""
-        if bool(self.nonfinite) or not math.isfinite(float(self.epoch_loss)):
+        if not math.isfinite(float(self.epoch_loss)):
             raise Diverged(self.step, float("nan"), f"{where} (at a step up to this one)")
 
     @property
