@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from pai_bench import sparse
 from pai_bench.data import default_cache_dir
 from pai_bench.io import atomic_write_text
-from pai_bench.masks import Masks, PreparedMasks, apply_
+from pai_bench.masks import Masks, PreparedMasks, apply_, owner
 from pai_bench.models import create_model, layer_macs, prunable_names
 from pai_bench.recipes import CIFAR
 from pai_bench.train import make_optimizer
@@ -138,7 +138,7 @@ def measure_layers(net, sparsity, batch, threads):
     shapes = sparse.input_shapes(model, list(masks), INPUT)
     macs = layer_macs(model, INPUT)
     for name in masks:
-        layer = model.get_submodule(name.rpartition(".")[0])
+        layer = owner(model, name)
         if sparse.unsupported(layer):
             continue
         in_shape, grad_in = shapes[name]

@@ -161,11 +161,17 @@ class PreparedMasks:
         self.keeps = [torch.empty_like(params[n]).copy_(masks[n]) for n in dense]
 
 
+def owner(model: nn.Module, name: str) -> nn.Module:
+    """The module holding parameter ``name`` (``"layers.3.conv.weight"``: ``layers.3.conv``);
+    AttributeError if there is none."""
+    return model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+
+
 def sparse_layer(model: nn.Module, name: str) -> nn.Module | None:
     """The layer owning parameter ``name`` if it is in the sparse layout (it keeps its mask as
     ``keep`` and its kept weights as ``values``; ``pai_bench.sparse``), else None."""
     try:
-        layer = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+        layer = owner(model, name)
     except AttributeError:  # no such layer: check_model names the mask
         return None
     return layer if getattr(layer, "sparse_layout", False) else None

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pai_bench.io import atomic_write_json
-from pai_bench.masks import Masks, dense_weight, kept_values
+from pai_bench.masks import Masks, dense_weight, kept_values, owner
 
 MARGIN = 0.9  # sparse only where it takes at most 90 % of the dense time: noise never wins
 ROUNDS = 5    # alternating measurements per layer (median)
@@ -208,7 +208,7 @@ def choose(model: nn.Module, masks: Masks, input_shape: tuple[int, ...], batch: 
     shapes = input_shapes(model, list(masks), input_shape) if why_not is None else {}
     out = []
     for name in masks:
-        layer = model.get_submodule(name.rpartition(".")[0])
+        layer = owner(model, name)
         reason = why_not or unsupported(layer)
         if reason is not None:
             out.append(Decision(name, "dense", reason))
@@ -239,7 +239,7 @@ def decide(name: str, times: dict[str, float]) -> Decision:
 def input_shapes(model: nn.Module, names: list[str], input_shape) -> dict:
     """{parameter name: (its layer's input shape without the batch, whether that input needs
     a gradient)} from one forward pass of one example in eval mode (no statistics change)."""
-    layers = {model.get_submodule(n.rpartition(".")[0]): n for n in names}
+    layers = {owner(model, n): n for n in names}
     seen: dict[str, tuple] = {}
 
     def record(layer, args):
