@@ -32,6 +32,7 @@ from pai_bench import paths
 from pai_bench.config import RunConfig
 from pai_bench.device import use_device
 from pai_bench.errors import ConfigError
+from pai_bench.fake_cuda import from_environment
 from pai_bench.io import atomic_write_text
 from pai_bench.options import RunOptions, check_options, option
 from pai_bench.registry import Registry
@@ -113,6 +114,7 @@ _STARTED = None  # the pool's shared record of the runs its workers started
 def _init_worker(slots, started) -> None:
     """A worker's start: die with the sweep; with --runs-per-gpu, claim one GPU slot."""
     global _WORKER_DEVICE, _STARTED
+    from_environment()  # tests only: PAI_BENCH_FAKE_CUDA=1 (pai_bench.fake_cuda)
     _die_with_parent()
     _STARTED = started
     if slots is not None:

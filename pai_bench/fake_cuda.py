@@ -33,6 +33,12 @@ Example::
         runner.execute(config, RunOptions(device="cuda", ...))
     assert gpu.syncs < 100
 
+A whole process, and the processes it starts, run under the harness with the environment
+variable ``PAI_BENCH_FAKE_CUDA=1`` (for tests only: ``from_environment`` is called at the start
+of the CLI, of a sweep's worker processes and of ``benchmarks/gpu_check.py`` and its workers;
+the children inherit the variable). That is how ``gpu_check.py --smoke`` runs on "CUDA" in the
+tests, process pools and all.
+
 Not modelled: asynchrony (nothing overlaps), streams, memory limits, numerics (CUDA kernels and
 CPU kernels round differently) and other threads (torch's function modes are per thread; a
 DataLoader's pin-memory thread would see the real, absent CUDA).
@@ -41,6 +47,7 @@ DataLoader's pin-memory thread would see the real, absent CUDA).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import traceback
 import types
@@ -68,6 +75,8 @@ CROSS_DEVICE = ("to", "cuda", "cpu", "copy_", "_group_tensors_by_device_and_dtyp
                 "backward", "__deepcopy__", "__reduce_ex__", "set_", "__setstate__",
                 "_has_compatible_shallow_copy_type", "__set__", "__get__", "__setitem__",
                 "index_put_", "index_put")
+ENV = "PAI_BENCH_FAKE_CUDA"  # "1": the process runs under the harness (``from_environment``)
+_PROCESS: "FakeCuda | None" = None
 INDEXING = ("__getitem__", "__setitem__", "index_put_", "index_put")
 _HERE = str(Path(__file__).resolve())
 _TORCH = str(Path(torch.__file__).resolve().parent)
@@ -475,3 +484,15 @@ def tree_devices(value, gpu: FakeCuda) -> set[str]:
 
 
 __all__ = ["FakeCuda", "FakeGenerator", "FakeEvent", "CaptureRefused", "DEVICE", "tree_devices"]
+
+
+def from_environment() -> FakeCuda | None:
+    """The harness for the rest of this process (entered once, never left; no op counting)
+    where ``PAI_BENCH_FAKE_CUDA=1`` (module docstring), else None. Call it in the process's
+    main thread before anything touches torch.cuda: function modes are per thread."""
+    global _PROCESS
+    if os.environ.get(ENV) != "1":
+        return None
+    if _PROCESS is None:
+        _PROCESS = FakeCuda(count_ops=False).__enter__()
+    return _PROCESS

@@ -53,6 +53,7 @@ CONV_VARIANTS = ("over_batch", "over_width")  # SparseProp's two conv loops (vec
 LINEAR_VARIANTS = ("csr",)                    # the batch, or over the output width)
 BATCH_VECTOR = 8  # SparseProp's conv forward over the batch is wrong unless it is a multiple
 MAX_PER_CHANNEL = 2**15 - 1  # SparseProp counts an output channel's kept weights in int16
+LAYOUT = 2  # what a sparse layer runs, in the cache key: a change re-measures every layer
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,16 +64,25 @@ def kernels():
     except ImportError:
         return None
 
-    class Conv(SparseConvFunction):
-        @staticmethod
-        def backward(ctx, grad):  # its kernels read the gradient's memory as contiguous
-            return SparseConvFunction.backward(ctx, grad.contiguous())
+    def standard_layout(function):
+        """SparseProp computes a convolution batch-last, (C, H, W, B), and hands its output and
+        input gradient back as a permuted view of that memory; a linear layer's, when its
+        widths are not multiples of 16, as a transposed view. The batch norms, ReLUs and
+        pools around the layer then run their strided kernels, slower (and not threaded) on
+        the CPU: the time the layer saves is spent outside it, where a measurement of the
+        layer alone does not see it. Both leave in the standard layout, and the incoming
+        gradient, which its kernels read as contiguous memory, arrives in it."""
+        class Standard(function):
+            @staticmethod
+            def forward(ctx, *args):
+                return function.forward(ctx, *args).contiguous()
 
-    class Linear(SparseLinearFunction):
-        @staticmethod
-        def backward(ctx, grad):
-            return SparseLinearFunction.backward(ctx, grad.contiguous())
-    return Conv, Linear
+            @staticmethod
+            def backward(ctx, grad):
+                grad_input, *rest = function.backward(ctx, grad.contiguous())
+                return (grad_input.contiguous() if ctx.needs_input_grad[0] else None, *rest)
+        return Standard
+    return standard_layout(SparseConvFunction), standard_layout(SparseLinearFunction)
 
 
 def library_version() -> str | None:
@@ -259,7 +269,7 @@ def input_shapes(model: nn.Module, names: list[str], input_shape) -> dict:
 def measured(layer: nn.Module, keep: torch.Tensor, x_shape: tuple, grad_in: bool,
              cache_dir: Path) -> dict[str, float]:
     """{"dense": s, <variant>: s, ...}: seconds of one forward and backward, cached."""
-    key = dict(layer=repr(layer), input=list(x_shape), input_grad=grad_in,
+    key = dict(layer=repr(layer), layout=LAYOUT, input=list(x_shape), input_grad=grad_in,
                density=round(float(keep.float().mean()), 4), threads=torch.get_num_threads(),
                torch=torch.__version__, sparseprop=library_version(), cpu=cpu_name())
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

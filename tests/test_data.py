@@ -20,6 +20,7 @@ from pai_bench.data.imagenet import load_imagenet
 from pai_bench.data.memory import CropFlip, crop_flip_at
 from pai_bench.data.sets import load_tinyimagenet
 from pai_bench.errors import ConfigError, DataNotFoundError
+from pai_bench.opcount import OpCount
 
 CIFAR_ROOT = Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
@@ -146,6 +147,23 @@ def test_crop_flip_at_matches_pad_and_slice():
     # land top-left once mirrored; the rest is padding
     assert torch.equal(out[1, :, :5, :4], images[1, :, 3:, :4].flip(-1))
     assert out[1, :, :, 4:].eq(0).all() and out[1, :, 5:, :].eq(0).all()
+
+
+def test_a_batch_makes_no_index_grid_after_the_first_of_its_shape():
+    """The crop's index grids (samples, channels, rows, straight and mirrored columns) do not
+    depend on the draws: made at an epoch's first batch of each shape, not per batch (each is a
+    GPU launch), and a batch of another shape gets its own (issue 26)."""
+    split = MemorySplit(torch.randint(0, 256, (40, 3, 8, 8), dtype=torch.uint8),
+                        torch.randint(0, 10, (40,)), num_classes=10, mean=(0.5,) * 3,
+                        std=(0.25,) * 3, augment=CropFlip(2))
+    batches = split.batches(16, generator=torch.Generator().manual_seed(0), augment=True)
+    next(batches)
+    with OpCount() as again:
+        next(batches)
+    with OpCount() as other_shape:  # the last batch: 8 examples
+        next(batches)
+    assert again.by_op["arange"] == 0 and again.by_op["rsub"] == 0, dict(again.by_op)
+    assert other_shape.by_op["arange"] > 0
 
 
 def test_crop_flip_draws_valid_and_varied_crops():

@@ -18,8 +18,8 @@ HEADERS = ["## 1. setup", "## 2. correctness", "## 3. throughput", "## 4. concur
            "## 5. recipe", "## 6. summary"]
 
 
-def check(*args, timeout=900):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+def check(*args, timeout=900, **env_vars):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **env_vars)
     return subprocess.run([sys.executable, str(SCRIPT), "--smoke", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -72,4 +72,32 @@ def test_smoke_prints_all_six_parts_and_a_cut_part_its_partial_result(tmp_path):
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
     assert [k for k in report] == ["setup", "correctness", "throughput", "concurrency", "recipe"]
     assert report["correctness"]["result"]["runs"] == 1
+    assert not alive(str(SCRIPT) + " --worker-dir"), "a concurrency worker outlived the check"
+
+
+def test_smoke_runs_every_part_on_fake_cuda_under_its_device_rules(tmp_path):
+    """``PAI_BENCH_FAKE_CUDA=1``: the check, its concurrency workers, the recipe's sweeps and
+    their --runs-per-gpu workers all run on "CUDA" (pai_bench.fake_cuda) in bf16, as on the
+    GPU: every registered method, baseline and check ok, every part complete (no box cut:
+    boxes widened for a loaded CI machine), graph capture covered up to the capture call."""
+    done = check("--out", str(tmp_path / "out"), "--precision", "bf16", "--box",
+                 "correctness=600", "--box", "throughput=300", "--box", "concurrency=300",
+                 "--box", "recipe=300",
+                 PAI_BENCH_FAKE_CUDA="1")
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr  # every part complete, every run ok
+    assert "on fake CUDA" in out.splitlines()[0]
+    assert "device: fake CUDA" in section(out, "## 1. setup")
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    correctness = report["correctness"]["result"]
+    assert correctness["ok"] == correctness["runs"] == correctness["of"] > 10, correctness
+    throughput = section(out, "## 3. throughput")
+    assert re.search(r"^\| mlp \| 90 % \| bf16 \| eager \| [\d,]+ \|", throughput, re.M)
+    assert "n/a: graph capture needs a real GPU (fake CUDA)" in throughput
+    assert "failed" not in throughput, throughput
+    per_run = report["concurrency"]["result"]["per_run_images_per_s"]
+    assert len(per_run) == 4 and all(v > 0 for v in per_run.values()), per_run
+    runs = report["recipe"]["result"]["runs"]
+    assert sorted(r["method"] for r in runs) == ["dense", "random", "snip", "synflow"]
+    assert all(r["status"] == "finished" for r in runs), runs
     assert not alive(str(SCRIPT) + " --worker-dir"), "a concurrency worker outlived the check"

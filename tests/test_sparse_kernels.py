@@ -68,10 +68,15 @@ def test_forward_and_every_gradient_equal_the_dense_masked_layer(kind, batch):
         assert ours.values.shape == (int(keep.sum()),)  # only the kept weights exist
         x = torch.randn(x_shape, requires_grad=True)
         x_ours = x.detach().clone().requires_grad_()
+        layouts = []  # the input gradient as the layer hands it back, before accumulation
+        x_ours.register_hook(lambda g: layouts.append(g.is_contiguous()))
         y, y_ours = dense(x), ours(x_ours)
         grad = torch.randn_like(y)
         y.backward(grad)
         y_ours.backward(grad)
+        # the standard layout, as the dense layer's: the layers around it keep their fast
+        # kernels (SparseProp's own is batch-last, handed back as a permuted view)
+        assert y_ours.is_contiguous() and layouts == [True], variant
         assert close(y_ours, y), variant
         assert close(x_ours.grad, x.grad), variant
         assert close(ours.values.grad, dense.weight.grad[keep]), variant

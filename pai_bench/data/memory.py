@@ -29,23 +29,35 @@ Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def crop_flip_at(padded: Tensor, top: Tensor, left: Tensor, flip: Tensor,
-                 size: tuple[int, int]) -> Tensor:
+                 size: tuple[int, int], grids: dict | None = None) -> Tensor:
     """Crop ``size`` windows at per-sample offsets from a padded batch, mirrored where ``flip``.
 
     padded (n, C, H+2p, W+2p); top, left int64 (n,); flip bool (n,). One gather does both:
     output column j reads padded column left + j, or left + (W-1-j) when flipped (torchvision's
-    order: crop first, then flip the crop).
+    order: crop first, then flip the crop). ``grids``: a dict that keeps the index grids no draw
+    changes, per batch shape, from one call to the next (``MemorySplit.batches``: one per epoch).
     """
     n, c = padded.shape[:2]
     h, w = size
     dev = padded.device
     top, left, flip = top.to(dev), left.to(dev), flip.to(dev)
-    rows = top[:, None] + torch.arange(h, device=dev)  # (n, h)
-    cols = torch.arange(w, device=dev).expand(n, w)
-    cols = torch.where(flip[:, None], w - 1 - cols, cols) + left[:, None]  # (n, w)
-    return padded[torch.arange(n, device=dev)[:, None, None, None],
-                  torch.arange(c, device=dev)[None, :, None, None],
-                  rows[:, None, :, None], cols[:, None, None, :]]
+    grids, key = {} if grids is None else grids, (n, c, h, w, dev)
+    if key not in grids:
+        grids[key] = _index_grid(*key)
+    samples, channels, down, straight, mirrored = grids[key]
+    rows = top[:, None] + down  # (n, h)
+    cols = torch.where(flip[:, None], mirrored, straight) + left[:, None]  # (n, w)
+    return padded[samples, channels, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def _index_grid(n: int, c: int, h: int, w: int, device: torch.device) -> tuple[Tensor, ...]:
+    """The parts of a batch's crop indices that no draw changes (made once per epoch, not per
+    batch: each is a kernel launch on a GPU): sample and channel indices broadcast for the
+    gather, the rows 0..h-1, and the columns 0..w-1 straight and mirrored."""
+    columns = torch.arange(w, device=device)
+    return (torch.arange(n, device=device)[:, None, None, None],
+            torch.arange(c, device=device)[None, :, None, None], torch.arange(h, device=device),
+            columns[None], (w - 1 - columns)[None])
 
 
 class CropFlip:
@@ -69,10 +81,11 @@ class CropFlip:
         flip = torch.randint(0, 2, (n,), generator=generator)
         return torch.stack([top, left, flip])
 
-    def apply(self, images: Tensor, draws: Tensor) -> Tensor:
+    def apply(self, images: Tensor, draws: Tensor, grids: dict | None = None) -> Tensor:
         p = self.pad
         padded = F.pad(images, (p, p, p, p))
-        return crop_flip_at(padded, draws[0], draws[1], draws[2].bool(), images.shape[-2:])
+        return crop_flip_at(padded, draws[0], draws[1], draws[2].bool(), images.shape[-2:],
+                            grids)
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         return self.apply(images, self.draw(len(images), generator))
@@ -157,6 +170,7 @@ class MemorySplit(Split):
         n, device = len(self), self.images.device
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         two_halves = augment and hasattr(self.augment, "draw")  # CropFlip: draw, then apply
+        grids: dict = {}  # its index grids, made at the epoch's first batch of each shape
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             if drop_last and len(idx) < batch_size:
@@ -167,7 +181,7 @@ class MemorySplit(Split):
                 idx, draws = to_device(idx, draws, device)
             raw = self.images[idx]
             if two_halves:
-                raw = self.augment.apply(raw, draws)
+                raw = self.augment.apply(raw, draws, grids)
             elif augment:
                 raw = self.augment(raw, generator)
             yield self.normalize(raw), self.labels[idx]
