@@ -75,8 +75,6 @@ CROSS_DEVICE = ("to", "cuda", "cpu", "copy_", "_group_tensors_by_device_and_dtyp
                 "backward", "__deepcopy__", "__reduce_ex__", "set_", "__setstate__",
                 "_has_compatible_shallow_copy_type", "__set__", "__get__", "__setitem__",
                 "index_put_", "index_put")
-ENV = "PAI_BENCH_FAKE_CUDA"  # "1": the process runs under the harness (``from_environment``)
-_PROCESS: "FakeCuda | None" = None
 INDEXING = ("__getitem__", "__setitem__", "index_put_", "index_put")
 _HERE = str(Path(__file__).resolve())
 _TORCH = str(Path(torch.__file__).resolve().parent)
@@ -483,7 +481,8 @@ def tree_devices(value, gpu: FakeCuda) -> set[str]:
     return found
 
 
-__all__ = ["FakeCuda", "FakeGenerator", "FakeEvent", "CaptureRefused", "DEVICE", "tree_devices"]
+ENV = "PAI_BENCH_FAKE_CUDA"  # "1": the process runs under the harness (``from_environment``)
+_PROCESS: FakeCuda | None = None
 
 
 def from_environment() -> FakeCuda | None:
@@ -496,3 +495,7 @@ def from_environment() -> FakeCuda | None:
     if _PROCESS is None:
         _PROCESS = FakeCuda(count_ops=False).__enter__()
     return _PROCESS
+
+
+__all__ = ["FakeCuda", "FakeGenerator", "FakeEvent", "CaptureRefused", "DEVICE", "tree_devices",
+           "from_environment"]

@@ -68,10 +68,11 @@ def kernels():
         """SparseProp computes a convolution batch-last, (C, H, W, B), and hands its output and
         input gradient back as a permuted view of that memory; a linear layer's, when its
         widths are not multiples of 16, as a transposed view. The batch norms, ReLUs and
-        pools around the layer then run their strided kernels, slower (and not threaded) on
-        the CPU: the time the layer saves is spent outside it, where a measurement of the
-        layer alone does not see it. Both leave in the standard layout, and the incoming
-        gradient, which its kernels read as contiguous memory, arrives in it."""
+        pools around the layer would then run on strided tensors, a cost outside the layer
+        that a measurement of the layer alone does not see (the likely place of the time the
+        2-thread sparse step loses outside its kernels; README, Sparse kernels). Both leave
+        in the standard layout, and the incoming gradient, which its kernels read as
+        contiguous memory, arrives in it."""
         class Standard(function):
             @staticmethod
             def forward(ctx, *args):
