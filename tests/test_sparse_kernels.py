@@ -155,6 +155,26 @@ def test_a_layer_goes_sparse_only_where_it_was_measured_faster(tmp_path, monkeyp
     assert len(calls) == 6  # another batch: measured
 
 
+XEON = "model name\t: Intel(R) Xeon(R) Processor\ncpu family\t: 6\nmodel\t\t: {}\nstepping\t: 8\n"
+
+
+def test_another_cpu_of_the_same_model_name_measures_again(tmp_path, monkeypatch):
+    # Virtual machines name different Xeons alike: a layer measured on one is not the other's.
+    assert sparse.cpu_name(XEON.format(207)) != sparse.cpu_name(XEON.format(167))
+    assert "family 6 model 167 stepping 8" in sparse.cpu_name(XEON.format(167))
+    model, masks = _mlp_with_masks()
+    calls = []
+    monkeypatch.setattr(sparse, "time_layer",
+                        lambda *a, **k: calls.append(1) or {"dense": 1.0, "csr": 0.5})
+    monkeypatch.setattr(sparse, "kernels", lambda: object())
+    monkeypatch.delenv(sparse.FORCE_ENV, raising=False)
+    real = sparse.cpu_name
+    for cpu in (207, 207, 167):
+        monkeypatch.setattr(sparse, "cpu_name", lambda cpu=cpu: real(XEON.format(cpu)))
+        sparse.choose(model, masks, (3, 8, 8), 32, cache_dir=tmp_path)
+    assert len(calls) == 6  # 3 layers on the first CPU, cached for its second call, 3 again
+
+
 @pytest.mark.parametrize("why", ["gpu", "bf16", "compile", "no library"])
 def test_auto_keeps_every_layer_dense_where_the_kernels_cannot_help(tmp_path, monkeypatch, why):
     model, masks = _mlp_with_masks()
