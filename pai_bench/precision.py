@@ -34,16 +34,36 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 CACHE_ENV = "PAI_BENCH_CACHE"
 
 
+def cpuinfo(text: str | None = None) -> dict[str, str]:
+    """The first CPU's fields of /proc/cpuinfo (``text``: its contents), {} where unreadable."""
+    if text is None:
+        try:
+            text = CPUINFO.read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    return fields
+
+
 def cpu_flags() -> set[str] | None:
     """The CPU's feature flags, or None where they cannot be read."""
-    try:
-        text = CPUINFO.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.partition(":")[2].split())
-    return None
+    fields = cpuinfo()
+    flags = fields.get("flags", fields.get("Features"))
+    return None if flags is None else set(flags.split())
+
+
+def cpu_name(text: str | None = None) -> str:
+    """The CPU, for a cache key and the record: its model name, family, model and stepping
+    (virtual machines name different Xeons alike, "Intel(R) Xeon(R) Processor") and what torch
+    runs on it (e.g. "AVX512, avx512_bf16, amx_bf16"). ``text``: /proc/cpuinfo's contents."""
+    fields = cpuinfo(text)
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    ids = " ".join(f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping")
+                   if k in fields)
+    return f"{model} ({', '.join(filter(None, [ids, cpu_capability()]))})"
 
 
 def cpu_capability() -> str:

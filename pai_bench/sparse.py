@@ -32,7 +32,6 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from torch import nn
 
 from pai_bench.io import atomic_write_json
 from pai_bench.masks import Masks, dense_weight, kept_values, owner
-from pai_bench.precision import cpu_capability
+from pai_bench.precision import cpu_name
 
 MARGIN = 0.9  # sparse only where it takes at most 90 % of the dense time: noise never wins
 ROUNDS = 5    # alternating measurements per layer (median)
@@ -316,25 +315,6 @@ def _dense_args(layer: nn.Module) -> tuple:
         return layer.in_features, layer.out_features, layer.bias is not None
     return (layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
             layer.dilation, layer.groups, layer.bias is not None)
-
-
-def cpu_name(cpuinfo: str | None = None) -> str:
-    """The CPU, for the cache key and the record: its model name, family, model and stepping
-    (virtual machines name different Xeons alike, "Intel(R) Xeon(R) Processor") and what torch
-    runs on it (e.g. "AVX512, avx512_bf16, amx_bf16"). ``cpuinfo``: /proc/cpuinfo's text."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        name, _, value = line.partition(":")
-        fields.setdefault(name.strip(), value.strip())
-    model = fields.get("model name") or platform.processor() or platform.machine()
-    ids = " ".join(f"{k.split()[-1]} {fields[k]}" for k in ("cpu family", "model", "stepping")
-                   if k in fields)
-    return f"{model} ({', '.join(filter(None, [ids, cpu_capability()]))})"
 
 
 def convert(model: nn.Module, masks: Masks, decisions: list[Decision]) -> list[str]:
