@@ -66,6 +66,15 @@ def cpu_name(text: str | None = None) -> str:
     return f"{model} ({', '.join(filter(None, [ids, cpu_capability()]))})"
 
 
+def machine(device: torch.device | str) -> str:
+    """The machine a run computed on, for its summary (timings and bf16 numbers depend on it):
+    the GPU's name on CUDA, else ``cpu_name()``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
 def cpu_capability() -> str:
     """What ``torch`` and the flags say of this CPU, for the record: e.g. "AVX512, avx512_bf16"."""
     flags = cpu_flags()

@@ -26,7 +26,9 @@ METRICS = ["status", "test_accuracy", "test_loss", "kept", "prunable", "effectiv
            "ineffective_kept", "dense_test_accuracy", "seconds", "hash"]
 COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
          "dense_inference_macs"]
-MEASURED = ["seconds_per_epoch"]  # wall-clock seconds per epoch of the sparse training
+# wall-clock seconds per epoch of the sparse training, and the machine that measured them
+# (its CPU or GPU, ``precision.machine``; absent from summaries written before it was recorded)
+MEASURED = ["seconds_per_epoch", "machine"]
 
 
 def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfig) -> pd.DataFrame:

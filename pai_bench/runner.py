@@ -37,7 +37,7 @@ from pai_bench.masks import Masks
 from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
 from pai_bench.plan import Plan, load_data, make_plan
-from pai_bench.precision import resolve
+from pai_bench.precision import machine, resolve
 from pai_bench.scoring import compute_masks
 from pai_bench.seeding import generator
 from pai_bench.train import Diverged, evaluate, train
@@ -167,7 +167,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
                    train_examples=len(p.train_data), test_examples=len(p.test_data),
                    start_step=p.start_step, total_steps=p.total_steps, pruning_rounds=p.rounds,
                    seconds=round(time.perf_counter() - t0, 2), seconds_per_epoch=per_epoch,
-                   dense_test_accuracy=dense_accuracy(stage))
+                   machine=machine(device), dense_test_accuracy=dense_accuracy(stage))
     if masks is not None:
         summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
         summary["digests"] = {"masks": tensor_digest(dict(masks))}

@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pai_bench import executors, paths, runner
+from pai_bench import executors, fake_cuda, paths, precision, runner
 from pai_bench.callbacks import Checkpointer, MetricRows, StepTimer
 from pai_bench.cli import main
 from pai_bench.config import RunConfig
@@ -31,6 +31,7 @@ from pai_bench.models import create_model
 from pai_bench.options import RunOptions
 from pai_bench.ray_executor import RayExecutor
 from pai_bench.recipes import Recipe
+from pai_bench.results import load_runs
 from pai_bench.sanity_checks import CHECKS
 from pai_bench.train import Callback, train
 
@@ -295,6 +296,18 @@ def test_a_run_resumed_from_its_checkpoint_on_cuda_ends_as_an_uninterrupted_one(
     metrics = [(paths.run_dir(tmp_path / d, config) / paths.METRICS).read_text().splitlines()
                for d in ("whole", "cut")]
     assert [r.split(",")[:5] for r in metrics[0]] == [r.split(",")[:5] for r in metrics[1]]
+
+
+def test_a_run_records_the_machine_it_computed_on(tmp_path):
+    """Timings and bf16 numbers depend on the machine: each summary names it (the GPU on CUDA,
+    the CPU otherwise), and the runs table carries it beside seconds_per_epoch."""
+    config = RunConfig(method="random", **TINY)
+    cpu = runner.execute(config, options(tmp_path / "cpu", device="cpu"))
+    with FakeCuda(count_ops=False):
+        gpu = runner.execute(config, options(tmp_path / "gpu"))
+    assert cpu["machine"] == precision.cpu_name() and "(" in cpu["machine"]
+    assert gpu["machine"] == fake_cuda.NAME
+    assert load_runs(tmp_path / "cpu")["machine"].tolist() == [precision.cpu_name()]
 
 
 def test_a_worker_bound_to_a_gpu_sets_it_and_trains_there(tmp_path, monkeypatch, trained_on):
