@@ -27,6 +27,12 @@ source line in ``gpu.sync_sites``, counted only for tensors on the device (a CPU
 capture (``torch.cuda.graph``, ``CUDAGraph``) raises ``CaptureRefused``: code is covered up to
 the capture call. cuDNN's flags are restored on exit.
 
+On a CPU without AVX-512 the block also turns oneDNN off (``ONEDNN_CRASHES``), restored on
+exit: the tensors of a CUDA run are channels-last (``pai_bench.train``), and oneDNN's AVX2
+kernel for the weight gradient of a channels-last 1x1 stride-2 convolution with 4 input
+channels crashes the process (a segmentation fault; torch 2.14.1 on an AMD EPYC, the width-4
+ResNets of the tests). PyTorch's own convolutions take those layers instead.
+
 Example::
 
     with FakeCuda() as gpu:
@@ -168,6 +174,14 @@ class _Stream:
         return event
 
 
+def onednn_crashes(capability: str | None = None) -> bool:
+    """Whether oneDNN's channels-last convolution backward may crash on this CPU (module
+    docstring): true where torch runs below AVX-512 (``capability``: torch's CPU capability,
+    e.g. "AVX2", "AVX512"; default: this machine's)."""
+    capability = torch.backends.cpu.get_cpu_capability() if capability is None else capability
+    return not capability.upper().startswith("AVX512")
+
+
 class FakeCuda(TorchFunctionMode):
     """The context manager (module docstring). ``syncs``, ``sync_sites``: host synchronisations
     of device tensors; ``ops``, ``by_op``: dispatched ATen ops; ``set_device_calls``: the
@@ -182,6 +196,7 @@ class FakeCuda(TorchFunctionMode):
         self.counter = OpCount() if count_ops else None
         self._patches: list[tuple[Any, str, Any, bool]] = []
         self._cudnn = None
+        self._onednn = True
 
     # --- what the caller reads ------------------------------------------------------------
     @property
@@ -215,6 +230,9 @@ class FakeCuda(TorchFunctionMode):
         cuda = torch.cuda
         self._cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
                        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+        self._onednn = torch.backends.mkldnn.enabled
+        if onednn_crashes():
+            torch.backends.mkldnn.enabled = False
 
         def set_device(device) -> None:
             d = _check_index(_as_device(device) if not isinstance(device, int)
@@ -281,6 +299,7 @@ class FakeCuda(TorchFunctionMode):
             self._patches.clear()
             (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
              torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) = self._cudnn
+            torch.backends.mkldnn.enabled = self._onednn
 
     # --- the rules ------------------------------------------------------------------------
     def _sync(self, what: str) -> None:

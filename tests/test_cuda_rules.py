@@ -298,6 +298,32 @@ def test_a_run_resumed_from_its_checkpoint_on_cuda_ends_as_an_uninterrupted_one(
     assert [r.split(",")[:5] for r in metrics[0]] == [r.split(",")[:5] for r in metrics[1]]
 
 
+def test_a_channels_last_strided_1x1_convolution_trains_under_the_harness():
+    """CUDA's layout on the CPU: the weight gradient of a channels-last 1x1 stride-2
+    convolution with 4 input channels (a width-4 ResNet's first shortcut) crashes oneDNN's AVX2
+    kernel; under the harness it is computed, and equals the standard layout's."""
+    torch.manual_seed(0)
+    conv, x = torch.nn.Conv2d(4, 8, 1, stride=2, bias=False), torch.randn(32, 4, 32, 32)
+    conv(x).square().sum().backward()
+    expected, conv.weight.grad = conv.weight.grad.clone(), None
+    with FakeCuda(count_ops=False):
+        gpu_conv = conv.to("cuda", memory_format=torch.channels_last)
+        gpu_x = x.to("cuda", memory_format=torch.channels_last)
+        gpu_conv(gpu_x).square().sum().backward()
+        got = gpu_conv.weight.grad.cpu()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("capability,off", [("AVX2", True), ("DEFAULT", True), ("AVX512", False)])
+def test_the_harness_turns_onednn_off_below_avx512_and_restores_it(capability, off, monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    assert fake_cuda.onednn_crashes() is off
+    before = torch.backends.mkldnn.enabled
+    with FakeCuda(count_ops=False):
+        assert torch.backends.mkldnn.enabled is (before and not off)
+    assert torch.backends.mkldnn.enabled is before
+
+
 def test_a_run_records_the_machine_it_computed_on(tmp_path):
     """Timings and bf16 numbers depend on the machine: each summary names it (the GPU on CUDA,
     the CPU otherwise), and the runs table carries it beside seconds_per_epoch."""
