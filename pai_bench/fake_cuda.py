@@ -25,11 +25,10 @@ source line in ``gpu.sync_sites``, counted only for tensors on the device (a CPU
 ``is_bf16_supported``, ``get_device_name``, ``Event`` (host-timed), memory statistics (zeros).
 ``torch.autocast("cuda", ...)`` runs as CPU autocast (the bf16 path is taken), and CUDA-graph
 capture (``torch.cuda.graph``, ``CUDAGraph``) raises ``CaptureRefused``: code is covered up to
-the capture call. cuDNN's flags are restored on exit.
+the capture call. cuDNN's and oneDNN's flags are restored on exit.
 
-On a CPU without AVX-512 the block also turns oneDNN off (``ONEDNN_CRASHES``), restored on
-exit: the tensors of a CUDA run are channels-last (``pai_bench.train``), and oneDNN's AVX2
-kernel for the weight gradient of a channels-last 1x1 stride-2 convolution with 4 input
+On a CPU without AVX-512 the block also turns oneDNN off (``onednn_crashes``): the tensors
+of a CUDA run are channels-last (``pai_bench.train``), and oneDNN's AVX2 kernel for the weight gradient of a channels-last 1x1 stride-2 convolution with 4 input
 channels crashes the process (a segmentation fault; torch 2.14.1 on an AMD EPYC, the width-4
 ResNets of the tests). PyTorch's own convolutions take those layers instead.
 
@@ -195,8 +194,7 @@ class FakeCuda(TorchFunctionMode):
         self.set_device_calls: list[int] = []
         self.counter = OpCount() if count_ops else None
         self._patches: list[tuple[Any, str, Any, bool]] = []
-        self._cudnn = None
-        self._onednn = True
+        self._flags = None  # cuDNN's and oneDNN's, restored on exit
 
     # --- what the caller reads ------------------------------------------------------------
     @property
@@ -228,9 +226,9 @@ class FakeCuda(TorchFunctionMode):
 
     def __enter__(self) -> "FakeCuda":
         cuda = torch.cuda
-        self._cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
-                       torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-        self._onednn = torch.backends.mkldnn.enabled
+        self._flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                       torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                       torch.backends.mkldnn.enabled)
         if onednn_crashes():
             torch.backends.mkldnn.enabled = False
 
@@ -298,8 +296,8 @@ class FakeCuda(TorchFunctionMode):
                     delattr(obj, name)
             self._patches.clear()
             (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
-             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) = self._cudnn
-            torch.backends.mkldnn.enabled = self._onednn
+             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+             torch.backends.mkldnn.enabled) = self._flags
 
     # --- the rules ------------------------------------------------------------------------
     def _sync(self, what: str) -> None:
