@@ -29,8 +29,9 @@ the capture call. cuDNN's and oneDNN's flags are restored on exit.
 
 On a CPU without AVX-512 the block also turns oneDNN off (``onednn_crashes``): the tensors
 of a CUDA run are channels-last (``pai_bench.train``), and oneDNN's AVX2 kernel for the
-weight gradient of a channels-last 1x1 stride-2 convolution with 4 input channels crashes the process (a segmentation fault; torch 2.14.1 on an AMD EPYC, the width-4
-ResNets of the tests). PyTorch's own convolutions take those layers instead.
+weight gradient of a channels-last 1x1 stride-2 convolution with 4 input channels crashes the
+process (a segmentation fault; torch 2.14.1 on an AMD EPYC, the width-4 ResNets of the tests).
+PyTorch's own convolutions take those layers instead.
 
 Example::
 
