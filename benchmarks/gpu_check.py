@@ -26,7 +26,7 @@ goes on with the next:
 
 ``--smoke`` runs every part on the CPU in a few minutes (tiny models, synthetic data, short
 windows; graph capture is reported as needing CUDA): that is how the check is tested. With
-``PAI_BENCH_FAKE_CUDA=1`` (tests only, ``pai_bench.fake_cuda``) ``--smoke`` runs every part on
+``PAI_BENCH_FAKE_CUDA=1`` (tests only, ``fake_cuda``) ``--smoke`` runs every part on
 "CUDA" under CUDA's device rules, in this process and in every process it starts, up to the
 graph-capture call. Exit
 status: 0 every part complete and every run ok, 1 a run or a part failed, 2 a part was cut.
@@ -52,20 +52,21 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # fake_cuda: the tests' harness (--smoke)
 
 from pai_bench import paths  # noqa: E402
 from pai_bench.config import RunConfig  # noqa: E402
 from pai_bench.data import load_split  # noqa: E402
-from pai_bench.fake_cuda import CaptureRefused, from_environment  # noqa: E402
+from fake_cuda import CaptureRefused, from_environment  # noqa: E402
 from pai_bench.io import atomic_write_text, read_json  # noqa: E402
 from pai_bench.masks import Masks, PreparedMasks, apply_  # noqa: E402
 from pai_bench.methods import baseline_names, scorer_names  # noqa: E402
 from pai_bench.models import create_model, prunable_names  # noqa: E402
 from pai_bench.options import RunOptions  # noqa: E402
 from pai_bench.recipes import CIFAR  # noqa: E402
-from pai_bench.runner import execute  # noqa: E402
+from pai_bench.pipeline.runner import execute  # noqa: E402
 from pai_bench.sanity_checks import CHECKS  # noqa: E402
-from pai_bench.train import GraphStep, Loop, batch_to, make_optimizer, train_step  # noqa: E402
+from pai_bench.training.train import GraphStep, Loop, batch_to, make_optimizer, train_step  # noqa: E402
 
 PARTS = ("setup", "correctness", "throughput", "concurrency", "recipe", "summary")
 BOXES = {"setup": 60, "correctness": 75, "throughput": 75, "concurrency": 60, "recipe": 145,
@@ -527,7 +528,7 @@ def main() -> int:
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-seconds", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    fake = from_environment()  # tests only: --smoke on "CUDA" under pai_bench.fake_cuda
+    fake = from_environment()  # tests only: --smoke on "CUDA" under fake_cuda
     args.device = torch.device("cpu" if args.smoke and fake is None else "cuda")
     args.precision = args.precision or ("fp32" if args.smoke else "bf16")
     if args.worker_dir is not None:
@@ -539,7 +540,7 @@ def main() -> int:
             parser.error(f"--box {given}: unknown part {name!r}; parts: {', '.join(PARTS)}")
         boxes[name] = float(seconds)
     where = " (--smoke: on the CPU)" if args.smoke and fake is None else \
-        " (--smoke: on fake CUDA, pai_bench.fake_cuda)" if args.smoke else ""
+        " (--smoke: on fake CUDA, fake_cuda)" if args.smoke else ""
     print(f"# GPU check{where}: time boxes "
           + ", ".join(f"{k} {v:g} s" for k, v in boxes.items()), flush=True)
     report: dict = {}

@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 from pai_bench.masks import Masks, PreparedMasks, apply_
 from pai_bench.models import create_model, prunable_names
 from pai_bench.recipes import CIFAR
-from pai_bench.train import make_optimizer
+from pai_bench.training.train import make_optimizer
 
 BATCH = CIFAR.batch_size
 

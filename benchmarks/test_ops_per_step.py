@@ -3,7 +3,7 @@
 For ResNet-20 and VGG-16, dense and masked at 90 %, fp32 and bf16 autocast: one step of the
 training loop's own body (a batch cut and augmented by the in-memory split, ``batch_to``,
 ``train.train_step``) on CIFAR-shaped uint8 data at the paper's batch size. Counted with
-``pai_bench.opcount.OpCount``:
+``opcount.OpCount``:
 
 * ops: every ATen op dispatched (forward, backward, optimizer, masks, bookkeeping, batch);
 * kernel ops: the same without views and allocations (``detach``, ``view``, ``empty``, ...),
@@ -39,9 +39,9 @@ from pai_bench.data.memory import CropFlip, MemorySplit
 from pai_bench.io import atomic_write_text
 from pai_bench.masks import Masks, PreparedMasks, apply_
 from pai_bench.models import create_model, prunable_names
-from pai_bench.opcount import OpCount
+from opcount import OpCount
 from pai_bench.recipes import CIFAR
-from pai_bench.train import Loop, batch_to, make_optimizer, train_step
+from pai_bench.training.train import Loop, batch_to, make_optimizer, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "results" / "benchmarks" / "ops_per_step.md"

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pai_bench.experiments import CPU_RUN
+from pai_bench.sweeps.experiments import CPU_RUN
 from pai_bench.models import create_model
 from pai_bench.precision import cpu_capability, resolve_precision
 from pai_bench.recipes import CIFAR
-from pai_bench.train import autocast, make_optimizer
+from pai_bench.training.train import autocast, make_optimizer
 
 CPU = torch.device("cpu")
 

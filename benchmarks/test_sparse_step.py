@@ -33,7 +33,7 @@ from pai_bench.io import atomic_write_text
 from pai_bench.masks import Masks, PreparedMasks, apply_, owner
 from pai_bench.models import create_model, layer_macs, prunable_names
 from pai_bench.recipes import CIFAR
-from pai_bench.train import make_optimizer
+from pai_bench.training.train import make_optimizer
 
 NETS = {"vgg16": ("cifar_vgg_16", None), "resnet20": ("cifar_resnet_20", 16)}
 SPARSITIES = [0.9, 0.95, 0.98, 0.99]

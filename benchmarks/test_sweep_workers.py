@@ -17,9 +17,9 @@ import pytest
 
 from pai_bench.config import RunConfig
 from pai_bench.data import load_split
-from pai_bench.executors import ExecutorOptions
+from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.options import RunOptions
-from pai_bench.sweeps import run_sweep
+from pai_bench.sweeps.sweep import run_sweep
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg"
 DATASET, ROOT = ("cifar10", CIFAR) if (CIFAR / "train").is_dir() else ("synthetic", None)

@@ -1,20 +1,27 @@
 """pai-bench: a benchmark suite for pruning neural networks at initialization.
 
-The Python API (``pai_bench.api``): ``run``, ``sweep``, ``load_runs`` and ``RunConfig``; a new
-method is a subclass of ``pai_bench.methods.Scorer``.
+The Python API (``pai_bench.api``): ``run``, ``sweep``, ``reproduce``, ``load_runs`` and
+``RunConfig``; a new method is a subclass of ``pai_bench.methods.Scorer``.
+
+The API's names are loaded on first use, so that ``python -m pai_bench --help`` or a one-line
+input error does not pay for the analysis stack (pandas, statsmodels, matplotlib).
 """
 
-from pathlib import Path as _Path
+import importlib
 
-# In a source checkout used without installing (``PYTHONPATH=.``), the top-level folders
-# methods/, baselines/ and sanity_checks/ are the subpackages pai_bench.methods etc., as
-# pyproject.toml's package-dir maps them for an install: let the package look beside itself too.
-_ROOT = _Path(__file__).resolve().parent.parent
-if (_ROOT / "methods" / "__init__.py").is_file() and not (_Path(__file__).parent / "methods").exists():
-    __path__.append(str(_ROOT))  # noqa: F821  (a package's __path__)
-
-from pai_bench.api import (Callback, RunConfig, export_run, load_runs, register_dataset,  # noqa
-                           register_method, register_model, reproduce, run, sweep)
+from pai_bench import _compat
 
 __all__ = ["run", "sweep", "reproduce", "load_runs", "RunConfig", "Callback", "register_model",
            "register_dataset", "register_method", "export_run"]
+
+_compat.install()
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        return getattr(importlib.import_module("pai_bench.api"), name)
+    raise AttributeError(f"module 'pai_bench' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -14,7 +14,7 @@ Example (a notebook, a script)::
 
 Settings are the fields of ``pai_bench.RunConfig`` (``python -m pai_bench run --help`` lists them
 with their help), with the command line's defaults (``precision="auto"``); options are the fields
-of ``pai_bench.options.RunOptions`` (and, for sweeps, ``pai_bench.executors.ExecutorOptions``);
+of ``pai_bench.options.RunOptions`` (and, for sweeps, ``pai_bench.sweeps.executors.ExecutorOptions``);
 results go to ``results_dir`` (default ``$PAI_BENCH_RESULTS``, else ``./results``) exactly as
 from the command line, so ``table`` and ``plot`` read them too.
 """
@@ -23,20 +23,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pai_bench import experiments, runner, sweeps
+from pai_bench.sweeps import experiments
+from pai_bench.sweeps.sweep import run_sweep, spec_from_dict
+from pai_bench.pipeline import runner
 from pai_bench.config import RunConfig, entry_defaults
 from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
-from pai_bench.executors import ExecutorOptions
-from pai_bench.export import export_run
+from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.pipeline.export import export_run
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.methods.given import GivenMasks, read_mask_file
 from pai_bench.models import register_model
 from pai_bench.options import RunOptions, from_kwargs, split_kwargs
-from pai_bench.plan import make_plan
+from pai_bench.pipeline.plan import make_plan
 from pai_bench.precision import resolve
-from pai_bench.results import load_runs
-from pai_bench.train import Callback
+from pai_bench.analysis.results import load_runs
+from pai_bench.training.train import Callback
 
 
 def _options(entry: str, given: dict) -> RunOptions:
@@ -77,10 +79,10 @@ def sweep(methods, *, run: dict | None = None, **kwargs) -> list[dict]:
     ``executor``, ``runs_per_gpu``, ``ray_address``): the options ``sweep`` has. Returns the
     results of the runs done this time."""
     given, executor, axes = split_kwargs(kwargs, RunOptions, ExecutorOptions)
-    spec = sweeps.spec_from_dict(dict(methods=list(methods),
+    spec = spec_from_dict(dict(methods=list(methods),
                                       run={**entry_defaults(), **(run or {})},
                                       **{k: list(v) for k, v in axes.items()}))
-    return sweeps.run_sweep(spec.configs(), _options("sweep", given),
+    return run_sweep(spec.configs(), _options("sweep", given),
                             from_kwargs(ExecutorOptions, "sweep", executor))
 
 

@@ -17,8 +17,8 @@ seed       seed                                                     the replicat
 
 From this one definition come, with no list written anywhere else:
 
-* the command-line flags and their help (``pai_bench.cli``), and the TOML keys of a sweep file
-  (``pai_bench.sweeps``): a field with an ``axis`` is a sweep axis (``sparsities = [...]``), the
+* the command-line flags and their help (``pai_bench.cli.parser``), and the TOML keys of a sweep file
+  (``pai_bench.sweeps.sweep``): a field with an ``axis`` is a sweep axis (``sparsities = [...]``), the
   others are shared settings under ``[run]``;
 * the result-folder hash (``RunConfig.hash``): the fields that differ from their defaults, so a
   field added later with a default leaves every stored hash valid (``tests/test_config.py`` pins
@@ -26,7 +26,7 @@ From this one definition come, with no list written anywhere else:
 * the dense-run key (``dense_config``): the data, model, training and seed groups, i.e. every
   run that trains the same dense network shares it;
 * the setting key (``setting_fields``): every field but the seed (and the check where a table
-  compares checks); ``pai_bench.results`` and ``pai_bench.table`` group runs by it.
+  compares checks); ``pai_bench.analysis.results`` and ``pai_bench.analysis.table`` group runs by it.
 
 Values are canonical before they are hashed: a sparsity is a float whether it came from TOML
 (``0``), the CLI (``0.0``) or Python; counts and seeds are real integers (``True`` is refused).

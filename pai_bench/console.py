@@ -15,7 +15,7 @@ from pai_bench.device import torch_threads
 from pai_bench.models import MODELS, create_model
 from pai_bench.methods import make_method
 from pai_bench.precision import cpu_capability, cpu_native_bf16
-from pai_bench.train import step_times
+from pai_bench.training.train import step_times
 
 # Training-set sizes, for estimating a run's length before its data is loaded.
 TRAIN_SIZES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000,

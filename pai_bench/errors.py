@@ -29,3 +29,12 @@ class StorageError(PaiBenchError, OSError):
     """A file or folder cannot be written: read-only, a file where a folder belongs, a name too
     long, no space left (CLI exit code 2). An OSError, so callers that tolerate a failed write
     (the data cache) still do."""
+
+
+class Diverged(PaiBenchError, ArithmeticError):
+    """The training loss, the weights or the final evaluation became NaN or infinite. Not a
+    failure of the suite: the run is stored as diverged and a sweep goes on."""
+
+    def __init__(self, step: int, loss: float, where: str = "the training loss"):
+        super().__init__(f"training diverged at step {step}: {where} is {loss}")
+        self.step, self.loss = step, loss

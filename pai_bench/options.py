@@ -3,9 +3,9 @@
 ``RunConfig`` (``pai_bench.config``) says *what* a run is; ``RunOptions`` says where its files go,
 which device and threads it uses, what it logs and prints. Like open_lth's ``Platform``, the
 options are one frozen value, declared once, with their help, and handed down whole: the CLI
-flags of ``run``, ``sweep`` and ``reproduce`` (``pai_bench.cli.add_options``) and the keyword
+flags of ``run``, ``sweep`` and ``reproduce`` (``pai_bench.cli.parser.add_options``) and the keyword
 arguments of ``pai_bench.run`` / ``sweep`` / ``reproduce`` are derived from these fields, so an
-option cannot be forgotten by one entry point. ``pai_bench.executors.ExecutorOptions``, declared
+option cannot be forgotten by one entry point. ``pai_bench.sweeps.executors.ExecutorOptions``, declared
 with the same ``option`` fields, are the options of a sweep's executor: how many runs at once,
 and where.
 
@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 from pai_bench import paths
-from pai_bench.callbacks import LOGGERS
+from pai_bench.training.callbacks import LOGGERS
 from pai_bench.data import default_cache_dir, resolve_data_root
 from pai_bench.device import resolve_device
 from pai_bench.errors import ConfigError

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from pai_bench.recipes import Recipe
-from pai_bench.train import check_cuda_graphs, step_times
+from pai_bench.training.train import check_cuda_graphs, step_times
 
 PROBE_RECIPE = Recipe(batch_size=32, lr=0.01, epochs=1)  # the measurement's: any would do
 

@@ -23,7 +23,7 @@ from pai_bench.methods.base import Scorer, ScoringContext
 from pai_bench.masks import Masks, apply_
 from pai_bench.models import prunable_names
 from pai_bench.pruning import check_scores, exponential_schedule, fixed_layer_masks, threshold
-from pai_bench.train import Diverged
+from pai_bench.errors import Diverged
 
 
 # torch intra-op CPU threads while scoring. One: on CPUs every reduction then adds in one order.

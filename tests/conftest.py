@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from pai_bench.callbacks import LOGGERS
+from pai_bench.training.callbacks import LOGGERS
 from pai_bench.data import DATASETS
-from pai_bench.executors import EXECUTORS
-from pai_bench.experiments import EXPERIMENTS
-from pai_bench.export import FORMATS
+from pai_bench.sweeps.executors import EXECUTORS
+from pai_bench.sweeps.experiments import EXPERIMENTS
+from pai_bench.pipeline.export import FORMATS
 from pai_bench.methods import METHODS
 from pai_bench.models import MODELS
 from pai_bench.sanity_checks import CHECKS

@@ -1,6 +1,6 @@
 """What several test files share (importable as ``helpers``: pytest puts ``tests/`` on the path)."""
 
-from pai_bench.train import Callback
+from pai_bench.training.train import Callback
 
 
 class StopAt(Callback):

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 import pai_bench
-from pai_bench import ray_executor
-from pai_bench.cli import main
+from pai_bench.sweeps import ray_executor
+from pai_bench.cli.parser import main
 from pai_bench.errors import ConfigError
 from pai_bench.methods import Scorer
-from pai_bench.results import load_runs
+from pai_bench.analysis.results import load_runs
 
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",
         "--subset", "128", "--test-subset", "50", "--no-progress"]

@@ -4,11 +4,11 @@ import pytest
 import torch
 
 import pai_bench.baselines
-import pai_bench.dense
+import pai_bench.pipeline.dense
 import pai_bench.errors
-import pai_bench.runner as runner
+import pai_bench.pipeline.runner as runner
 from pai_bench.config import RunConfig, dense_config
-from pai_bench.plan import make_plan
+from pai_bench.pipeline.plan import make_plan
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
 from pai_bench.options import RunOptions
@@ -32,7 +32,7 @@ def recorded(monkeypatch):
     calls = []
     real = runner.train
 
-    class FirstStep(pai_bench.train.Callback):
+    class FirstStep(pai_bench.training.train.Callback):
         def __init__(self, record):
             self.record = record
 
@@ -92,12 +92,12 @@ def test_lottery_ticket_resets_to_initialization(tmp_path, recorded):
 
 def test_dense_network_is_trained_once(tmp_path, monkeypatch):
     steps = []
-    real = pai_bench.dense.train
+    real = pai_bench.pipeline.dense.train
 
     def counting(model, data, recipe, **kw):
         steps.append(kw["end_step"] - kw["start_step"])
         return real(model, data, recipe, **kw)
-    monkeypatch.setattr(pai_bench.dense, "train", counting)
+    monkeypatch.setattr(pai_bench.pipeline.dense, "train", counting)
     for method in ("ltr", "magnitude_after_training"):
         for sparsity in (0.5, 0.8, 0.95):
             summary, _ = run(tmp_path, method=method, sparsity=sparsity)
@@ -166,8 +166,8 @@ def test_imp_levels_follow_the_grid_and_off_grid_sparsities_step_from_the_level_
 def test_imp_trains_each_level_once_and_prunes_the_previous_levels_trained_survivors(
         tmp_path, recorded, monkeypatch):
     steps = []
-    real = pai_bench.dense.train
-    monkeypatch.setattr(pai_bench.dense, "train", lambda *a, **kw: (
+    real = pai_bench.pipeline.dense.train
+    monkeypatch.setattr(pai_bench.pipeline.dense, "train", lambda *a, **kw: (
         steps.append(kw["end_step"] - kw["start_step"]), real(*a, **kw))[1])
     # deepest level first: it runs the levels above it on the way
     results = [run(tmp_path, method="imp", sparsity=s, rewind_iter=3)[0] for s in LEVELS[::-1]]
@@ -211,7 +211,7 @@ def test_bad_imp_options(fields, message):
 
 def test_a_diverged_level_stops_its_chain_with_a_named_error(tmp_path, monkeypatch):
     def diverging(model, data, recipe, **kw):  # the sparse trainings only, not the dense one
-        raise pai_bench.train.Diverged(5, float("nan"), "the training loss")
+        raise pai_bench.training.train.Diverged(5, float("nan"), "the training loss")
     monkeypatch.setattr(runner, "train", diverging)
     with pytest.raises(pai_bench.errors.RunError, match=r"previous level .*\(sparsity 0.2\)"
                                                         r", diverged"):

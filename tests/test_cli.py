@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",

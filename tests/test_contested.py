@@ -11,9 +11,9 @@ import pytest
 import pai_bench
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.experiments import EXPERIMENTS, Experiment, configs, contested_sweeps
-from pai_bench.findings import CONTESTED_FINDINGS, Finding
-from pai_bench.results import load_runs
+from pai_bench.sweeps.experiments import EXPERIMENTS, Experiment, configs, contested_sweeps
+from pai_bench.analysis.findings import CONTESTED_FINDINGS, Finding
+from pai_bench.analysis.results import load_runs
 
 TOY = dict(dataset="synthetic", epochs=1, batch_size=32, subset=128, test_subset=64)
 CONV = dict(model="cifar_resnet_20", width=2, **TOY)

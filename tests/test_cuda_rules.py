@@ -1,4 +1,4 @@
-"""CUDA's device rules on the CPU (``pai_bench.fake_cuda``): the harness refuses what CUDA refuses
+"""CUDA's device rules on the CPU (``fake_cuda``): the harness refuses what CUDA refuses
 and counts what it should, and every method, baseline, check, data set kind, ``--prune-at``,
 resume and a bound ``--runs-per-gpu`` worker run through the runner with ``device="cuda"``
 under it: the device-mixing bug that would crash the first GPU run crashes here (issue 26;
@@ -18,22 +18,25 @@ import pytest
 import torch
 from PIL import Image
 
-from pai_bench import executors, fake_cuda, paths, precision, runner
-from pai_bench.callbacks import Checkpointer, MetricRows, StepTimer
-from pai_bench.cli import main
+from pai_bench.sweeps import executors
+import fake_cuda
+from pai_bench import paths, precision
+from pai_bench.pipeline import runner
+from pai_bench.training.callbacks import Checkpointer, MetricRows, StepTimer
+from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig
 from pai_bench.data import load_split
 from pai_bench.errors import ConfigError, ScoreError
-from pai_bench.executors import LocalExecutor
-from pai_bench.fake_cuda import CaptureRefused, FakeCuda
+from pai_bench.sweeps.executors import LocalExecutor
+from fake_cuda import CaptureRefused, FakeCuda
 from pai_bench.methods import METHODS, Scorer
 from pai_bench.models import create_model
 from pai_bench.options import RunOptions
-from pai_bench.ray_executor import RayExecutor
+from pai_bench.sweeps.ray_executor import RayExecutor
 from pai_bench.recipes import Recipe
-from pai_bench.results import load_runs
+from pai_bench.analysis.results import load_runs
 from pai_bench.sanity_checks import CHECKS
-from pai_bench.train import Callback, train
+from pai_bench.training.train import Callback, train
 
 from helpers import StopAt
 

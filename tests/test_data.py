@@ -20,7 +20,7 @@ from pai_bench.data.imagenet import load_imagenet
 from pai_bench.data.memory import CropFlip, crop_flip_at
 from pai_bench.data.sets import load_tinyimagenet
 from pai_bench.errors import ConfigError, DataNotFoundError
-from pai_bench.opcount import OpCount
+from opcount import OpCount
 
 CIFAR_ROOT = Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg"
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",

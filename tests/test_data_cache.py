@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 import pai_bench.data.folders as folders
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 from pai_bench.data import load_split
 from pai_bench.errors import DataNotFoundError
 

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 import pai_bench
-from pai_bench import cli, commands, paths, runner, sweeps
+from pai_bench.cli import commands
+from pai_bench.cli.parser import build_parser
+from pai_bench import paths
+from pai_bench.pipeline import runner
+from pai_bench.sweeps.sweep import axes
 from pai_bench.config import RunConfig, dense_config, dense_fields, setting, setting_fields
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks
@@ -39,7 +43,7 @@ def extended(group: str):
 @pytest.mark.parametrize("group", ["training", "data", "model", "pruning"])
 def test_a_new_field_reaches_cli_hash_and_keys_as_its_group_says(group, capsys):
     cls = extended(group)
-    parser = cli.build_parser(cls)
+    parser = build_parser(cls)
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--help"])
     assert re.search(r"--momentum-x MOMENTUM_X\s+a new test setting \(default: 0\.9\)",
@@ -58,7 +62,7 @@ def test_a_new_field_reaches_cli_hash_and_keys_as_its_group_says(group, capsys):
     assert "momentum_x" in setting_fields(cls) and "seed" not in setting_fields(cls)
     # a sweep takes it as a flag and as a [run] key of a TOML file
     args = parser.parse_args(["sweep", "--methods", "random", "--momentum-x", "0.5"])
-    assert commands.settings(args, cls, exclude=tuple(sweeps.axes(cls).values())) \
+    assert commands.settings(args, cls, exclude=tuple(axes(cls).values())) \
         == {"momentum_x": 0.5}
 
 

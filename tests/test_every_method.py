@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pai_bench import methods
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 from pai_bench.sanity_checks import CHECKS
 
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "32",

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from pai_bench import experiments
+from pai_bench.sweeps import experiments
 from pai_bench.methods import METHODS
-from pai_bench.plan import make_plan
+from pai_bench.pipeline.plan import make_plan
 
 
 @pytest.mark.parametrize("scale", ["cpu", "paper"])

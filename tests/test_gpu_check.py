@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+SUPPORT = Path(__file__).resolve().parent / "support"
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 HEADERS = ["## 1. setup", "## 2. correctness", "## 3. throughput", "## 4. concurrency",
@@ -19,7 +20,8 @@ HEADERS = ["## 1. setup", "## 2. correctness", "## 3. throughput", "## 4. concur
 
 
 def check(*args, timeout=900, **env_vars):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **env_vars)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(SUPPORT)]), OMP_NUM_THREADS="1",
+               **env_vars)
     return subprocess.run([sys.executable, str(SCRIPT), "--smoke", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -77,7 +79,7 @@ def test_smoke_prints_all_six_parts_and_a_cut_part_its_partial_result(tmp_path):
 
 def test_smoke_runs_every_part_on_fake_cuda_under_its_device_rules(tmp_path):
     """``PAI_BENCH_FAKE_CUDA=1``: the check, its concurrency workers, the recipe's sweeps and
-    their --runs-per-gpu workers all run on "CUDA" (pai_bench.fake_cuda) in bf16, as on the
+    their --runs-per-gpu workers all run on "CUDA" (fake_cuda) in bf16, as on the
     GPU: every registered method, baseline and check ok, every part complete (no box cut:
     boxes widened for a loaded CI machine), graph capture covered up to the capture call."""
     done = check("--out", str(tmp_path / "out"), "--precision", "bf16", "--box",

@@ -15,14 +15,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # folder (relative to ROOT) -> package it is installed as (pyproject's package-dir mapping)
-PACKAGES = {"pai_bench": "pai_bench", "methods": "pai_bench.methods",
-            "baselines": "pai_bench.baselines", "sanity_checks": "pai_bench.sanity_checks"}
-# Optional dependencies (Ray, plotting, TensorBoard, safetensors) and plugins (importlib) may be
-# imported lazily, inside the function that needs them; everything else must be imported at
-# module level so that the layering is visible at the top of each file.
-ALLOWED = {"ray", "grpc", "matplotlib", "tensorboard", "torch.utils.tensorboard", "safetensors",
-           "importlib", "sparseprop"}  # grpc: Ray's own dependency (the Ray executor's
-# connection probe); sparseprop: the sparse kernels (pai_bench.sparse)
+PACKAGES = {"pai_bench": "pai_bench"}  # the file path is the import path
+# Optional dependencies (Ray, TensorBoard, safetensors, SparseProp), plugins (importlib), and the
+# heavy libraries a command may not need (torchvision's model zoo and data sets, matplotlib,
+# pandas, statsmodels, scipy: about 2 s of CPU together, against 1 s for torch; issue 37's start-up
+# target) may be imported lazily, inside the function that needs them; everything else must be
+# imported at module level so that the layering is visible at the top of each file.
+ALLOWED = {"ray", "grpc", "tensorboard", "torch.utils.tensorboard", "safetensors", "importlib",
+           "sparseprop", "torchvision", "matplotlib", "pandas", "statsmodels", "scipy"}
+# grpc: Ray's own dependency (the Ray executor's connection probe)
 
 
 def project_modules(root: Path, packages: dict[str, str]) -> dict[str, Path]:

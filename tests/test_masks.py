@@ -7,7 +7,7 @@ from torch import nn
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks, apply_
 from pai_bench.recipes import Recipe
-from pai_bench.train import make_optimizer
+from pai_bench.training.train import make_optimizer
 
 
 def test_masks_validate_values_and_shapes(tmp_path):

@@ -10,14 +10,15 @@ import pytest
 import torch
 
 import pai_bench
-from pai_bench import paths, runner
+from pai_bench import paths
+from pai_bench.pipeline import runner
 from pai_bench.config import RunConfig, dense_config
-from pai_bench.executors import ExecutorOptions
+from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.io import tensor_digest
 from pai_bench.masks import Masks
 from pai_bench.options import RunOptions
-from pai_bench.sweeps import run_sweep
-from pai_bench.train import Callback
+from pai_bench.sweeps.sweep import run_sweep
+from pai_bench.training.train import Callback
 
 TINY = dict(model="mlp", dataset="synthetic", epochs=3, batch_size=32, subset=128,
             test_subset=50, sparsity=0.8)
@@ -140,9 +141,9 @@ def test_a_diverged_dense_network_makes_its_baselines_diverged_once(tmp_path, mo
     dense = paths.dense_dir(tmp_path, dense_config(config))
     assert json.loads((dense / paths.SUMMARY).read_text())["status"] == "diverged"
     trainings = []
-    import pai_bench.dense
-    real = pai_bench.dense.train
-    monkeypatch.setattr(pai_bench.dense, "train",
+    import pai_bench.pipeline.dense
+    real = pai_bench.pipeline.dense.train
+    monkeypatch.setattr(pai_bench.pipeline.dense, "train",
                         lambda *a, **k: trainings.append(1) or real(*a, **k))
     other = runner.execute(RunConfig(method="magnitude_after_training", **settings),
                            options(tmp_path))
@@ -230,7 +231,7 @@ def _masks_file(kind: str, path):
     ("truncated.safetensors", "cannot read masks file"),
     ("bad_header.safetensors", "cannot read masks file")])
 def test_a_bad_masks_file_is_one_line_exit_2_and_nothing_written(kind, words, tmp_path, capsys):
-    from pai_bench.cli import main
+    from pai_bench.cli.parser import main
     path = tmp_path / (kind if kind.endswith(".safetensors") else f"{kind}.pt")
     kind = kind.removesuffix(".safetensors")
     _masks_file(kind, path)

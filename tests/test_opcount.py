@@ -1,9 +1,9 @@
-"""OpCount (pai_bench/opcount.py): dispatched ATen ops and host synchronisations, counted on a
+"""OpCount (tests/support/opcount.py): dispatched ATen ops and host synchronisations, counted on a
 hand-made example whose ops and syncs are known."""
 
 import torch
 
-from pai_bench.opcount import OpCount
+from opcount import OpCount
 
 
 def test_ops_are_counted_one_per_aten_call_backward_included():

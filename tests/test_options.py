@@ -11,13 +11,15 @@ import pytest
 import torch
 
 import pai_bench
-from pai_bench import cli, paths, plan as plan_module, runner
+from pai_bench.cli.parser import build_parser, main
+from pai_bench import paths
+from pai_bench.pipeline import plan as plan_module, runner
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.executors import ExecutorOptions
-from pai_bench.experiments import EXPERIMENTS, Experiment
+from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.sweeps.experiments import EXPERIMENTS, Experiment
 from pai_bench.options import RunOptions, option_fields
-from pai_bench.sweeps import SweepSpec
+from pai_bench.sweeps.sweep import SweepSpec
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
@@ -76,12 +78,12 @@ def tiny_experiment():
 
 
 ENTRIES = {
-    "cli run": lambda v: [cli.main(["run", "--method", m, *TINY_FLAGS, *flags(v)])
+    "cli run": lambda v: [main(["run", "--method", m, *TINY_FLAGS, *flags(v)])
                           for m in METHODS_RUN],
-    "cli sweep": lambda v: cli.main(["sweep", "--methods", ",".join(METHODS_RUN), *TINY_FLAGS,
+    "cli sweep": lambda v: main(["sweep", "--methods", ",".join(METHODS_RUN), *TINY_FLAGS,
                                      "--sparsities", "0.8", *flags(v)]),
     "cli reproduce": lambda v: (tiny_experiment(),
-                                cli.main(["reproduce", "test_tiny", "--scale", "cpu",
+                                main(["reproduce", "test_tiny", "--scale", "cpu",
                                           *flags(v)])),
     "api run": lambda v: [pai_bench.run(method=m, **TINY, **v) for m in METHODS_RUN],
     "api sweep": lambda v: pai_bench.sweep(METHODS_RUN, sparsities=[0.8],
@@ -110,7 +112,7 @@ def test_every_option_reaches_the_training_loop_from_every_entry_point(entry, tm
 
 
 def test_the_python_sweep_takes_every_option_the_cli_sweep_has(tmp_path):
-    parser = cli.build_parser()
+    parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["sweep"]
     cli_dests = {a.dest for a in sub._actions}
     for cls in (RunOptions, ExecutorOptions):
@@ -141,12 +143,12 @@ def test_one_masks_file_under_two_paths_is_one_run(tmp_path, capsys):
         shutil.copy(masks, target)
     out = tmp_path / "results"
     base = ["run", *TINY_FLAGS, "--no-progress", "--results-dir", str(out)]
-    assert cli.main([*base, "--masks", str(first)]) == 0
+    assert main([*base, "--masks", str(first)]) == 0
     capsys.readouterr()
-    assert cli.main([*base, "--masks", str(second)]) == 0
+    assert main([*base, "--masks", str(second)]) == 0
     assert "(stored result, not retrained)" in capsys.readouterr().out
     # --sparsity that contradicts the file is refused, not silently overridden
-    assert cli.main([*base, "--masks", str(first), "--sparsity", "0.5"]) == 2
+    assert main([*base, "--masks", str(first), "--sparsity", "0.5"]) == 2
     assert "contradicts the masks file" in capsys.readouterr().err
     (run,) = (out / "runs").iterdir()
     assert run.name.startswith("masks-")
@@ -164,7 +166,7 @@ def test_masks_file_errors_are_one_line(tmp_path, capsys):
     for argv, message in (([*base, "--masks", str(bad)], "cannot read masks file"),
                           ([*base, "--masks", str(tmp_path)], "is a folder"),
                           ([*base, "--masks", str(tmp_path / "no.pt")], "not found")):
-        assert cli.main(argv) == 2
+        assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists() or not any(out.rglob("*.json"))

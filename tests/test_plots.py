@@ -6,9 +6,9 @@ import matplotlib.colors
 import matplotlib.image
 import pytest
 
-from pai_bench import plots
-from pai_bench.cli import main
-from pai_bench.results import load_runs
+from pai_bench.analysis import plots
+from pai_bench.cli.parser import main
+from pai_bench.analysis.results import load_runs
 
 SWEEP = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "320",
          "--test-subset", "100", "--epochs", "1", "--no-progress", "--threads", "1"]
@@ -146,7 +146,7 @@ def test_a_method_has_one_colour_in_every_figure(results, tmp_path, figures):
 
 
 def test_latex_tables_escape_special_characters(results, tmp_path):
-    from pai_bench.table import build_tables, write_tables
+    from pai_bench.analysis.table import build_tables, write_tables
     tables = build_tables(results)
     tables["accuracy"]["method"] = tables["accuracy"]["method"].replace(
         "random", "rand_om & 100% sure")
@@ -166,14 +166,14 @@ def test_latex_tables_escape_special_characters(results, tmp_path):
 
 
 def test_holm_adjustment_equals_a_hand_computation():
-    from pai_bench.results import holm
+    from pai_bench.analysis.results import holm
     # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> max(0.06, .04)
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
 
 
 def test_verdicts_read_the_adjusted_p(results):
-    from pai_bench.results import verdicts
+    from pai_bench.analysis.results import verdicts
     v = verdicts(load_runs(results))
     assert {"question", "margin", "alpha", "family", "seeds", "seeds_reference", "p_value",
             "p_adjusted", "reading", "detectable_difference", "seeds_to_settle"} <= set(v.columns)

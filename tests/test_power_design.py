@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from pai_bench import experiments
+from pai_bench.sweeps import experiments
 from pai_bench.config import RunConfig
-from pai_bench.design import Miniature, Plan, family_sizes, minutes, power_table, seeds_needed
-from pai_bench.findings import MARGIN_POINTS, PAPER_FINDINGS
-from pai_bench.results import verdicts
-from pai_bench.verdicts import POWER
+from pai_bench.analysis.design import Miniature, Plan, family_sizes, minutes, power_table, seeds_needed
+from pai_bench.analysis.findings import MARGIN_POINTS, PAPER_FINDINGS
+from pai_bench.analysis.results import verdicts
+from pai_bench.analysis.verdicts import POWER
 
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, subset=128, test_subset=50)
 

@@ -4,11 +4,12 @@ named; time estimates before long work."""
 import pytest
 import torch
 
-from pai_bench import console, precision, sweeps
+from pai_bench import console, precision
+from pai_bench.sweeps.sweep import run_sweep
 from pai_bench.config import RunConfig
 from pai_bench.options import RunOptions
-from pai_bench.results import load_runs
-from pai_bench.table import accuracy_table
+from pai_bench.analysis.results import load_runs
+from pai_bench.analysis.table import accuracy_table
 
 CPU = torch.device("cpu")
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
@@ -58,7 +59,7 @@ def test_auto_runs_on_two_machines_are_two_table_rows(machine, tmp_path):
     configs = [RunConfig(method="random", seed=s, precision="auto", **TINY) for s in (0, 1)]
     for flags in ({"avx2"}, {"avx512_bf16"}):
         machine(flags)
-        sweeps.run_sweep(configs, RunOptions(results_dir=tmp_path, progress=False, log=None))
+        run_sweep(configs, RunOptions(results_dir=tmp_path, progress=False, log=None))
     runs = load_runs(tmp_path)
     assert len(runs) == 4 and sorted(set(runs["precision"])) == ["bf16", "fp32"]
     table = accuracy_table(runs)

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pai_bench.cli import main
-from pai_bench.table import build_tables
+from pai_bench.cli.parser import main
+from pai_bench.analysis.table import build_tables
 
 REPO = Path(__file__).resolve().parents[1]
 HEAD, WORKER = "127.0.0.2", "127.0.0.3"

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-import pai_bench.runner as runner
+import pai_bench.pipeline.runner as runner
 from pai_bench.config import RunConfig
 from pai_bench.effective import effective_masks, effective_summary
 from pai_bench.masks import Masks
 from pai_bench.models import create_model, prunable_names
 from pai_bench.pruning import global_masks
-from pai_bench.results import compare
-from pai_bench.train import train
+from pai_bench.analysis.results import compare
+from pai_bench.training.train import train
 from pai_bench.sanity_checks import CHECKS, shuffle_masks
 from pai_bench.options import RunOptions
 

@@ -13,12 +13,12 @@ from torch import nn
 
 import pai_bench
 from pai_bench import paths, sparse
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 from pai_bench.errors import ConfigError
 from pai_bench.masks import Masks, PreparedMasks
 from pai_bench.models import create_model, prunable_names
-from pai_bench.results import load_runs
-from pai_bench.table import accuracy_table
+from pai_bench.analysis.results import load_runs
+from pai_bench.analysis.table import accuracy_table
 
 # The sparse path's tests need SparseProp (README, Quick start, installs it; CI too): a missing
 # library fails them with what to run, it never skips them.

@@ -1,6 +1,6 @@
 """The training step's demands on the device (issue 26): no host synchronisation inside an
 epoch, the same numbers after the op removals, and the CUDA-graph step (``--cuda-graphs``):
-refused off CUDA, covered under ``pai_bench.fake_cuda`` up to the capture call, and its replayed
+refused off CUDA, covered under ``fake_cuda`` up to the capture call, and its replayed
 update checked against the eager step."""
 
 import contextlib
@@ -8,16 +8,16 @@ import contextlib
 import pytest
 import torch
 
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig
 from pai_bench.data import load_split
 from pai_bench.errors import ConfigError
-from pai_bench.fake_cuda import CaptureRefused, FakeCuda
+from fake_cuda import CaptureRefused, FakeCuda
 from pai_bench.masks import Masks
 from pai_bench.models import create_model, prunable_names
-from pai_bench.opcount import OpCount
+from opcount import OpCount
 from pai_bench.recipes import Recipe
-from pai_bench.train import Callback, GraphStep, train
+from pai_bench.training.train import Callback, GraphStep, train
 
 RECIPE = Recipe(batch_size=32, lr=0.05, epochs=3, milestones=(2,))  # lr changes at epoch 2
 SPE = 4  # steps per epoch of the 128-example subset

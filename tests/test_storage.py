@@ -15,7 +15,7 @@ from torch.nn.utils import prune
 
 import pai_bench
 from pai_bench import io, paths
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 from pai_bench.errors import PaiBenchError, StorageError
 from pai_bench.models import create_model
 

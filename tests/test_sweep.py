@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pai_bench.cli import main
+from pai_bench.cli.parser import main
 from pai_bench.errors import ConfigError
-from pai_bench.results import load_runs
+from pai_bench.analysis.results import load_runs
 from pai_bench.options import RunOptions
-from pai_bench.sweeps import spec_from_dict
+from pai_bench.sweeps.sweep import spec_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "640",
@@ -113,7 +113,7 @@ def test_sweep_from_a_toml_file(tmp_path, capsys):
 
 def test_runs_per_gpu_binds_n_workers_to_each_gpu(tmp_path):
     from pai_bench.config import RunConfig
-    from pai_bench.executors import LocalExecutor, gpu_slots
+    from pai_bench.sweeps.executors import LocalExecutor, gpu_slots
     assert gpu_slots(2, 3) == ["cuda:0"] * 3 + ["cuda:1"] * 3
     executor = LocalExecutor(runs_per_gpu=3, device_count=2)  # a faked machine with 2 GPUs
     assert executor.workers == 6 and "3 run(s) on each of 2 GPU(s)" in executor.where()
@@ -137,7 +137,7 @@ def test_workers_that_die_at_start_fail_their_runs_instead_of_looping(tmp_path):
     starts no run; after a second fresh pool dies the same way, the runs fail saying so and
     the sweep ends (it used to replace the pool forever)."""
     from pai_bench.config import RunConfig
-    from pai_bench.executors import LocalExecutor
+    from pai_bench.sweeps.executors import LocalExecutor
     executor = LocalExecutor(runs_per_gpu=1, device_count=1)
     executor.slots = [None]
     configs = [RunConfig(method="random", seed=s, model="mlp", dataset="synthetic", epochs=1,
@@ -183,7 +183,7 @@ def test_runs_per_gpu_runs_n_runs_at_once(tmp_path, monkeypatch):
     barrier that runs one after another never pass), each in its own worker process. The
     faked GPU slots name the CPU, the only device here."""
     from pai_bench.config import RunConfig
-    from pai_bench.executors import LocalExecutor
+    from pai_bench.sweeps.executors import LocalExecutor
     (tmp_path / "barrier_method.py").write_text(BARRIER_METHOD)
     monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers start with this sys.path
     barrier = tmp_path / "arrived"

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from pai_bench.callbacks import Checkpointer, MetricRows
+from pai_bench.training.callbacks import Checkpointer, MetricRows
 from pai_bench.data import load_split
 from pai_bench.masks import Masks
 from pai_bench.models import create_model, prunable_names
 from pai_bench.recipes import Recipe
-from pai_bench.train import Callback, Diverged, evaluate, train
+from pai_bench.training.train import Callback, Diverged, evaluate, train
 
 from helpers import StopAt
 

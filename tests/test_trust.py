@@ -12,16 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 
-import pai_bench.train
-from pai_bench import paths, runner
-from pai_bench.cli import main
+import pai_bench.training.train
+from pai_bench import paths
+from pai_bench.pipeline import runner
+from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig, dense_config, setting
 from pai_bench.errors import ConfigError
 from pai_bench.options import RunOptions
 from pai_bench.registry import Registry
-from pai_bench.results import load_runs
-from pai_bench.sweeps import run_sweep
-from pai_bench.table import accuracy_table, build_tables
+from pai_bench.analysis.results import load_runs
+from pai_bench.sweeps.sweep import run_sweep
+from pai_bench.analysis.table import accuracy_table, build_tables
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(model="mlp", dataset="synthetic", epochs=3, batch_size=32, subset=320,
@@ -200,9 +201,9 @@ def test_a_huge_learning_rate_is_diverged_and_strict_json(tmp_path, capsys):
 
 
 def test_non_finite_weights_after_the_last_step_are_diverged(tmp_path, monkeypatch):
-    real = pai_bench.train.train
+    real = pai_bench.training.train.train
 
-    class Poison(pai_bench.train.Callback):
+    class Poison(pai_bench.training.train.Callback):
         def on_step_end(self, loop, loss):
             if loop.step == loop.end_step:  # after the last step's loss was checked
                 with torch.no_grad():
@@ -227,7 +228,8 @@ def test_a_non_finite_final_evaluation_is_diverged(tmp_path, monkeypatch):
 KILL_AT_EPOCH_2 = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from pai_bench import callbacks, runner
+    from pai_bench.pipeline import runner
+    from pai_bench.training import callbacks
     from pai_bench.config import RunConfig
     from pai_bench.options import RunOptions
     real = callbacks.Checkpointer.on_epoch_end  # the dense run's is the first to save
@@ -252,15 +254,15 @@ def test_dense_pretraining_killed_after_two_epochs_resumes_bit_identical(tmp_pat
     assert torch.load(dense / paths.CHECKPOINT)["step"] == 20
     assert not (tmp_path / "a" / "runs" / f"ltr-{config.hash()}" / paths.SUMMARY).exists()
     starts = []
-    real = pai_bench.dense.train
+    real = pai_bench.pipeline.dense.train
 
     def spy(model, data, recipe, **kw):
         starts.append(kw["start_step"])
         return real(model, data, recipe, **kw)
-    monkeypatch.setattr(pai_bench.dense, "train", spy)
+    monkeypatch.setattr(pai_bench.pipeline.dense, "train", spy)
     resumed = execute(config, tmp_path / "a")
     assert starts and starts[0] == 20  # from epoch 2, not from scratch
-    monkeypatch.setattr(pai_bench.dense, "train", real)
+    monkeypatch.setattr(pai_bench.pipeline.dense, "train", real)
     straight = execute(config, tmp_path / "b")
     assert resumed["test_accuracy"] == straight["test_accuracy"]
     assert resumed["test_loss"] == straight["test_loss"]
@@ -330,7 +332,7 @@ def test_registry_names_are_simple(name):
 CONCURRENT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from pai_bench import runner
+    from pai_bench.pipeline import runner
     from pai_bench.config import RunConfig
     from pai_bench.options import RunOptions
     config = RunConfig(method="random", model="mlp", dataset="synthetic", epochs=40,
@@ -355,13 +357,13 @@ def test_the_same_run_started_twice_at_once_trains_once(tmp_path):
 
 
 def test_a_non_finite_loss_between_the_periodic_checks_is_diverged(tmp_path, monkeypatch):
-    real = pai_bench.train.train_step
+    real = pai_bench.training.train.train_step
 
     def poisoned(loop, x, y, *args):
         if loop.step == 3:  # mid-epoch: the loop does not read the loss at this step
             x = x * float("nan")
         return real(loop, x, y, *args)
-    monkeypatch.setattr(pai_bench.train, "train_step", poisoned)
+    monkeypatch.setattr(pai_bench.training.train, "train_step", poisoned)
     summary = execute(RunConfig(method="random", **TINY), tmp_path)
     assert summary["status"] == "diverged"
     assert "at step 10" in summary["error"]  # found at the first epoch boundary
@@ -371,7 +373,7 @@ def test_a_non_finite_loss_between_the_periodic_checks_is_diverged(tmp_path, mon
 
 
 def test_a_garbage_layer_report_is_kept_aside_and_skipped(tmp_path, capsys):
-    from pai_bench import plots
+    from pai_bench.analysis import plots
     for s in (0, 1):
         execute(RunConfig(method="random", seed=s, sparsity=0.9, **TINY), tmp_path)
     victim = paths.run_dir(tmp_path, RunConfig(method="random", seed=1, sparsity=0.9, **TINY))

@@ -10,11 +10,11 @@ from statsmodels.stats.multitest import multipletests
 
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.findings import (MARGIN_POINTS, PAPER_FINDINGS, Finding, default_margin_points,
+from pai_bench.analysis.findings import (MARGIN_POINTS, PAPER_FINDINGS, Finding, default_margin_points,
                                 select)
-from pai_bench.results import verdicts
-from pai_bench.table import write_tables
-from pai_bench.verdicts import (INCONCLUSIVE, POWER, answer, detectable_difference, distance,
+from pai_bench.analysis.results import verdicts
+from pai_bench.analysis.table import write_tables
+from pai_bench.analysis.verdicts import (INCONCLUSIVE, POWER, answer, detectable_difference, distance,
                                 read, seeds_to_settle)
 
 QUESTIONS = ("worse", "better", "not worse", "equivalent")

@@ -14,7 +14,7 @@ from torch.nn.utils import prune
 
 import pai_bench
 from pai_bench import paths
-from pai_bench.cli import build_parser, main
+from pai_bench.cli.parser import build_parser, main
 from pai_bench.errors import ConfigError
 from pai_bench.models import MODELS, create_model
 

@@ -14,9 +14,6 @@ from typing import Iterator
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
-from torchvision import transforms as T
-from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import default_loader
 
 from pai_bench.data.base import DATASETS, DatasetSpec, Split, check_batch_args
 from pai_bench.errors import DataNotFoundError
@@ -28,6 +25,7 @@ SEED_RANGE = 2**62  # per-example augmentation seeds are drawn from [0, SEED_RAN
 
 def _transforms(image_size: int, resize: int):
     """(train, test) torchvision pipelines ending in normalized float32 tensors."""
+    from torchvision import transforms as T  # torchvision loads where ImageNet is read
     normalize = [T.ToTensor(), T.Normalize(*IMAGENET_STATS)]
     train = T.Compose([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), *normalize])
     test = T.Compose([T.Resize(resize), T.CenterCrop(image_size), *normalize])
@@ -48,6 +46,7 @@ class _Examples(Dataset):
     def __getitem__(self, item: tuple[int, int, bool]) -> tuple[Tensor, int]:
         index, seed, augment = item
         path, label = self.samples[index]
+        from torchvision.datasets.folder import default_loader
         image = default_loader(path)
         if not augment:
             return self.test_transform(image), label
@@ -131,6 +130,7 @@ def load_imagenet(root: Path, split: str, cache_dir: Path | None = None, *,
             f"imagenet {split} split not found; looked for {', '.join(map(str, searched))}. "
             "Expected ILSVRC-2012 as image folders train/<wnid>/*.JPEG and val/<wnid>/*.JPEG "
             "(val sorted into class folders). Fix: pass --data-root (or set PAI_BENCH_DATA).")
+    from torchvision.datasets import ImageFolder
     try:
         found = ImageFolder(str(folder))
     except FileNotFoundError as error:  # no class folders, or a class without images

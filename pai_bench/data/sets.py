@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision.datasets
 from PIL import Image
 
 from pai_bench.data.base import DATASETS, DatasetSpec
@@ -59,6 +58,7 @@ def _missing_parents(path: Path) -> list[Path]:
 
 def _torchvision_cifar(root: Path, split: str, name: str, tv_class: str, searched: list[Path]):
     """torchvision's CIFAR archive under ``root``, downloaded there if absent."""
+    import torchvision.datasets  # only where the image folders are absent
     cls = getattr(torchvision.datasets, tv_class)
     created = _missing_parents(root)
     try:

@@ -1,0 +1,68 @@
+"""The report of a results folder: every table (``pai_bench.analysis.table``) and figure
+(``pai_bench.analysis.plots``) of its runs, written to one folder. What ``table``, ``plot`` and
+``reproduce`` produce, callable from Python."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pai_bench.analysis import plots
+from pai_bench.errors import ConfigError
+from pai_bench.io import name_too_long
+from pai_bench.analysis.results import load_runs
+from pai_bench.analysis.table import build_tables, write_tables
+
+
+def results_folder(results_dir: Path | str) -> Path:
+    """``results_dir``, which must exist (a ConfigError names it otherwise)."""
+    path = Path(results_dir)
+    too_long = name_too_long(path)
+    if too_long:
+        raise ConfigError(f"results folder {path} cannot be read: {too_long}")
+    if not os.path.isdir(path):
+        raise ConfigError(f"results folder {path} does not exist")
+    return path
+
+
+def require_runs(results_dir: Path | str) -> Path:
+    """``results_folder(results_dir)``, which must hold at least one stored run: what ``table``
+    and ``plot`` say alike about a folder without runs (a ConfigError naming it)."""
+    path = results_folder(results_dir)
+    if load_runs(path).empty:
+        raise ConfigError(f"no runs in {path}")
+    return path
+
+
+def tables(results_dir: Path | str, out: Path | str, latex: bool = False,
+           configs=None, *, findings=None, margin_points: float | None = None) -> str:
+    """Write every table of the runs under ``results_dir`` (only those of ``configs`` if given)
+    to ``out`` as CSV and Markdown (and LaTeX); return the Markdown. ``findings`` and
+    ``margin_points`` (δ in accuracy points): what the verdicts ask (``results.verdicts``)."""
+    built = build_tables(Path(results_dir), configs, findings=findings,
+                         margin_points=margin_points)
+    return write_tables(built, Path(out), latex)
+
+
+def figures(results_dir: Path | str, out: Path | str, layer_sparsity: float | None = None,
+            configs=None) -> list[Path]:
+    """Draw every figure of the runs under ``results_dir`` into ``out``; return the files.
+    ``layer_sparsity``: the sparsity of the per-layer density figure (default: the highest)."""
+    runs = load_runs(results_dir, configs)
+    if runs.empty:
+        raise ConfigError(f"no runs in {results_dir}")
+    out = Path(out)
+    s = layer_sparsity if layer_sparsity is not None else float(runs["sparsity"].max())
+    return (plots.accuracy_vs_sparsity(runs, out) + plots.checks_per_method(runs, out)
+            + plots.pruning_early(runs, out) + plots.layer_densities(results_dir, runs, s, out))
+
+
+def write_report(results_dir: Path | str, out: Path | str, latex: bool = True,
+                 configs=None, *, findings=None, margin_points: float | None = None) -> str:
+    """Tables and figures together; returns the tables' Markdown. An experiment declares its
+    verdicts' margin (``margin_points``, e.g. ``findings.MARGIN_POINTS[scale]``) and findings."""
+    text = tables(results_dir, out, latex, configs, findings=findings,
+                  margin_points=margin_points)
+    if not load_runs(results_dir, configs).empty:
+        figures(results_dir, out, None, configs)
+    return text

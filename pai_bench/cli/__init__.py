@@ -1,0 +1,1 @@
+"""The command line: ``parser`` (arguments only) and ``commands`` (arguments -> library calls)."""

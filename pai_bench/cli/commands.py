@@ -1,0 +1,212 @@
+"""What each CLI command does: turn parsed arguments into library calls, and print.
+
+Below ``pai_bench.cli.parser`` (which only parses) and above the library: everything done here is a
+plain Python call too (``pai_bench.pipeline.runner.execute``, ``sweep.run_sweep``,
+``experiments.reproduce``, ``report.tables``/``figures``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+from pai_bench import console
+from pai_bench.sweeps import experiments
+from pai_bench.sweeps.sweep import axes, load_spec, run_sweep
+from pai_bench import paths
+from pai_bench.analysis import report
+from pai_bench.pipeline import runner
+from pai_bench.config import RunConfig, entry_defaults
+from pai_bench.data import DATASETS
+from pai_bench.errors import ConfigError
+from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.pipeline.export import export_run
+from pai_bench.io import check_writable_dir
+from pai_bench.methods import METHODS, load_plugins
+from pai_bench.methods.given import GivenMasks, read_mask_file
+from pai_bench.models import MODELS
+from pai_bench.options import RunOptions, from_kwargs, option_fields
+from pai_bench.pipeline.plan import make_plan
+from pai_bench.precision import resolve
+from pai_bench.sanity_checks import CHECKS
+
+
+def options_from_args(args, cls: type, entry: str):
+    """The ``cls`` options (``RunOptions``, ``ExecutorOptions``) of ``entry`` the user gave as
+    flags (``cli.add_options``), the rest at the entry's defaults; repeated flags take
+    comma-separated values (``--plugin a,b --plugin c``)."""
+    given = {}
+    for f in option_fields(cls, entry):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if f.metadata["repeat"]:
+            value = tuple(v.strip() for item in value for v in item.split(",") if v.strip())
+        given[f.name] = value
+    return from_kwargs(cls, entry, given)
+
+
+def load_cli_plugins(plugins: tuple[str, ...]) -> None:
+    """``--plugin`` modules, found in the working folder whichever way the CLI was started (the
+    installed ``pai-bench`` script does not put it on sys.path as ``python -m`` does)."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    load_plugins(plugins)
+
+
+def run_options(args, entry: str) -> RunOptions:
+    """The run options of ``entry``, made concrete, plugins loaded, results folder writable."""
+    options = options_from_args(args, RunOptions, entry).resolved()
+    load_cli_plugins(options.plugins)
+    check_writable_dir(options.results_dir)
+    return options
+
+
+def settings(args, config_cls: type = RunConfig, exclude: tuple[str, ...] = ()) -> dict:
+    """The configuration fields the user set (the rest keep their defaults)."""
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        value = getattr(args, f.name, None)
+        if f.name in exclude or value is None:
+            continue
+        if f.name == "method_args":
+            if value:
+                out[f.name] = parse_method_args(value)
+            continue
+        out[f.name] = value
+    return out
+
+
+def parse_method_args(items: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--method-arg takes KEY=VALUE, got {item!r}")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def config_from_args(args, config_cls: type = RunConfig) -> RunConfig:
+    return config_cls(**{**entry_defaults(config_cls), **settings(args, config_cls)})
+
+
+def given_masks(path: Path, settings: dict) -> tuple[GivenMasks, dict]:
+    """``--masks FILE``: the file read once; the method "masks" holding its masks, and the
+    settings with the method, the file's sparsity and its digest (the run's identity follows
+    the masks, not the path)."""
+    masks, digest = read_mask_file(path)
+    if settings.get("method") not in (None, "masks"):
+        raise ConfigError(f"--masks trains the file's masks; it takes no --method "
+                          f"{settings['method']!r}")
+    if settings.get("method_args"):
+        raise ConfigError("--masks takes no --method-arg: the masks are the file's")
+    sparsity = masks.sparsity()
+    if "sparsity" in settings and abs(settings["sparsity"] - sparsity) > 1e-9:
+        raise ConfigError(f"--sparsity {settings['sparsity']} contradicts the masks file "
+                          f"{path}, whose sparsity is {sparsity:.6f}; leave --sparsity out")
+    method = GivenMasks(sha256=digest, given=masks, source=str(path))
+    return method, {**settings, "method": "masks", "sparsity": sparsity,
+                    "method_args": (("sha256", digest),)}
+
+
+def run(args) -> int:
+    options = run_options(args, "run")
+    given = settings(args, args.config_cls)
+    method = None
+    if args.masks is not None:
+        method, given = given_masks(args.masks, given)
+    if given.get("method") is None:
+        raise ConfigError("run needs --method NAME (see `list`) or --masks FILE")
+    config = resolve(args.config_cls(**{**entry_defaults(args.config_cls), **given}),
+                     options.torch_device)
+    plan = make_plan(config, method)  # every name checked before anything is loaded or written
+    stored = runner.stored_summary(config, options.results_dir)
+    if stored is None:
+        console.warn_if_slow(config, options.torch_device, print)
+        summary = runner.execute_plan(plan, options)
+    else:
+        summary = {**stored, "reused": "stored"}
+    print(console.format_run(summary, paths.run_dir(options.results_dir, config)))
+    return 0 if summary["status"] == "finished" else 1
+
+
+def sweep(args) -> int:
+    options = run_options(args, "sweep")
+    sweep_axes = axes(args.config_cls)
+    overrides = {axis: getattr(args, axis) for axis in sweep_axes}
+    overrides["run"] = settings(args, args.config_cls, exclude=tuple(sweep_axes.values()))
+    spec = load_spec(args.config, overrides)  # the file, then the flags given
+    spec = dataclasses.replace(spec, run={**entry_defaults(args.config_cls), **spec.run})
+    executor = options_from_args(args, ExecutorOptions, "sweep")
+    return _report_sweep(run_sweep(spec.configs(), options, executor))
+
+
+def _report_sweep(results: list[dict]) -> int:
+    failed = [r for r in results if r["status"] == "failed"]
+    waited = [r for r in results if r.get("reused") == "waited"]
+    trained = len(results) - len(failed) - len(waited)
+    print(f"[pai-bench] sweep done: {len(results)} run(s) this time, {len(failed)} failed; "
+          f"{trained} trained by this sweep" +
+          (f", {len(waited)} trained by another process it waited for" if waited else ""))
+    return 1 if failed else 0
+
+
+def reproduce(args) -> int:
+    options = run_options(args, "reproduce")
+    executor = options_from_args(args, ExecutorOptions, "reproduce")
+    results, out = experiments.reproduce(args.name, args.scale, options, executor, out=args.out)
+    print(f"[pai-bench] tables and figures in {out}")
+    return _report_sweep(results)
+
+
+def results_dir(args) -> Path:
+    return args.results_dir or paths.default_results_dir()
+
+
+def report_folders(args) -> tuple[Path, Path]:
+    """``table``'s and ``plot``'s folders, checked alike before anything is read or written:
+    the results folder (it must exist), the output folder (it must be writable), then at least
+    one stored run (a ConfigError "no runs in <folder>" otherwise)."""
+    results = report.results_folder(results_dir(args))
+    out = args.out or results / "report"
+    check_writable_dir(out)
+    return report.require_runs(results), out
+
+
+def table(args) -> int:
+    results, out = report_folders(args)
+    print(report.tables(results, out, args.latex))
+    return 0
+
+
+def plot(args) -> int:
+    results, out = report_folders(args)
+    files = report.figures(results, out, args.layer_sparsity)
+    print("\n".join(map(str, files)))
+    return 0
+
+
+def export(args) -> int:
+    print(export_run(args.run, args.format, args.out))
+    return 0
+
+
+def list_all(args) -> int:
+    load_cli_plugins(tuple(p.strip() for item in args.plugins or () for p in item.split(",")
+                           if p.strip()))
+    families: dict[str, list] = {}
+    for n, c in METHODS.items():  # each method says which section it belongs to
+        families.setdefault(c.family, []).append((n, c.description()))
+    sections = [*families.items(),
+                ("sanity checks (--check)", [(n, c.description) for n, c in CHECKS.items()]),
+                ("models", [(n, s.description) for n, s in MODELS.items()]),
+                ("datasets", [(n, s.description) for n, s in DATASETS.items()]),
+                ("experiments (reproduce)", [(n, "") for n in experiments.EXPERIMENTS.names()])]
+    for title, rows in sections:
+        print(f"{title}:")
+        for name, text in rows:
+            print(f"  {name:26s} {text}")
+    return 0

@@ -1,0 +1,175 @@
+"""The command line: argument parsing only; ``pai_bench.cli.commands`` does the rest.
+
+``run`` (one configuration), ``sweep`` (many), ``table``, ``plot``, ``reproduce`` (a paper
+experiment) and ``list``. The flags of a run's settings are derived from the configuration's
+fields (``pai_bench.config``): adding a field adds its flag, with its help, here. Library errors
+become one message on stderr and exit code 2 (bad input, a path that cannot be written) or 1
+(other failures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from pai_bench.cli import commands
+from pai_bench.config import RunConfig
+from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError, StorageError
+from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.sweeps.experiments import EXPERIMENTS
+from pai_bench.pipeline.export import FORMATS
+from pai_bench.options import RunOptions, entry_default, option_fields
+from pai_bench.sanity_checks import CHECKS
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser(prog=_prog()).parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataNotFoundError, StorageError) as e:
+        print(f"pai-bench: error: {e}", file=sys.stderr)
+        return 2
+    except PaiBenchError as e:
+        print(f"pai-bench: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _prog() -> str:
+    """How the user called us: ``python -m pai_bench`` or the installed ``pai-bench``."""
+    return "python -m pai_bench" if Path(sys.argv[0]).name == "__main__.py" else "pai-bench"
+
+
+def build_parser(config_cls: type = RunConfig,
+                 prog: str = "python -m pai_bench") -> argparse.ArgumentParser:
+    """The parser of every command; the run settings' flags come from ``config_cls``."""
+    parser = argparse.ArgumentParser(prog=prog, description="Benchmark pruning at initialization.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="prune, train and evaluate one configuration")
+    add_settings(run, config_cls, sweep=False)
+    add_options(run, "run")
+    run.add_argument("--masks", type=Path, metavar="FILE",
+                     help="train and evaluate these masks ({parameter name: bool tensor}, "
+                          "torch.save or .safetensors) instead of a method's: --method masks, "
+                          "the sparsity the file has")
+    run.set_defaults(func=commands.run, config_cls=config_cls)
+
+    sweep = sub.add_parser("sweep", help="methods x sparsities x seeds x checks, resumable")
+    sweep.add_argument("--config", type=Path, metavar="FILE.toml",
+                       help="a TOML sweep file (see README); flags override its values")
+    add_settings(sweep, config_cls, sweep=True)
+    add_options(sweep, "sweep")
+    sweep.set_defaults(func=commands.sweep, config_cls=config_cls)
+
+    repro = sub.add_parser("reproduce", help="run one of the paper's experiments")
+    repro.add_argument("name", choices=EXPERIMENTS.names(), help="the experiment")
+    repro.add_argument("--scale", choices=("paper", "cpu"), default="cpu",
+                       help="paper: the paper's networks and recipes (GPU-days); cpu: the "
+                            "miniature for 2 CPU cores (default: %(default)s)")
+    repro.add_argument("--out", type=Path,
+                       help="tables and figures (default: <results-dir>/<scale>/<name>)")
+    add_options(repro, "reproduce")
+    repro.set_defaults(func=commands.reproduce)
+
+    for name, func, text in (("table", commands.table, "tables of every run in a results folder "
+                                                        "(and runs.csv: one row per run)"),
+                             ("plot", commands.plot, "figures of every run in a results folder")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results-dir", type=Path,
+                       help="where runs are stored (default: $PAI_BENCH_RESULTS, else ./results)")
+        p.add_argument("--out", type=Path, help="output folder (default: <results-dir>/report)")
+        if name == "table":
+            p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
+        else:
+            p.add_argument("--layer-sparsity", type=float, default=None,
+                           help="sparsity of the per-layer density figure (default: highest)")
+        p.set_defaults(func=func)
+
+    exp = sub.add_parser("export", help="write a finished run's trained sparse network")
+    exp.add_argument("run", type=Path, help="the run's folder (results/runs/<method>-<hash>)")
+    exp.add_argument("--format", choices=FORMATS.names(), default="prune",
+                     help="prune: torch.nn.utils.prune's weight_orig/weight_mask pairs; "
+                          "state_dict: the plain state dict (default: %(default)s)")
+    exp.add_argument("--out", type=Path, help="the file (default: <run>/model.<format>.pt)")
+    exp.set_defaults(func=commands.export)
+
+    lst = sub.add_parser("list", help="list the methods, baselines, checks, models and data sets")
+    lst.add_argument("--plugin", dest="plugins", action="append", default=None,
+                     metavar="MODULE[,MODULE]", help=_option("plugins").metadata["help"])
+    lst.set_defaults(func=commands.list_all)
+    return parser
+
+
+def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> None:
+    """A flag per configuration field; for a sweep, a comma-separated list per axis field.
+
+    Unset flags stay None, so the configuration's own defaults apply (and stay out of the
+    hash)."""
+    for f in dataclasses.fields(config_cls):
+        meta = f.metadata
+        kind = meta.get("kind", str)
+        help_text = meta.get("help", "").replace("%", "%%")
+        default = meta.get("cli_default") or f.default
+        if default is not dataclasses.MISSING and default not in (None, ()):
+            help_text += f" (default: {default})"
+        if f.name == "method_args":
+            p.add_argument(meta["flag"], dest=f.name, action="append", default=[],
+                           metavar="KEY=VALUE", help=help_text)
+        elif kind is bool:  # a switch: given means true (never type=bool, where "False" is true)
+            p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action="store_true",
+                           default=None, help=help_text)
+        elif sweep and meta.get("axis"):
+            p.add_argument("--" + meta["axis"].replace("_", "-"), dest=meta["axis"],
+                           type=_list_of(kind), metavar=f"{f.name.upper()},...",
+                           help=f"comma-separated values: {help_text}")
+        else:  # a required field (the method) is checked by the command (run: or --masks)
+            choices = CHECKS.names() if f.name == "check" else meta.get("choices")
+            p.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), dest=f.name,
+                           type=kind, choices=choices, default=None,
+                           help=help_text + (" (required)" if f.default is dataclasses.MISSING
+                                             else ""))
+
+
+def add_options(p: argparse.ArgumentParser, entry: str) -> None:
+    """A flag per option of ``entry`` ("run", "sweep", "reproduce"): the ``RunOptions`` and,
+    for the sweeps, the ``ExecutorOptions`` (``pai_bench.options``). Unset flags stay None, so
+    ``commands.options_from_args`` applies the entry's defaults."""
+    for cls in (RunOptions, ExecutorOptions):
+        for f in option_fields(cls, entry):
+            meta = f.metadata
+            if meta["python_only"]:
+                continue
+            flag = meta["flag"] or "--" + f.name.replace("_", "-")
+            help_text = meta["help"].replace("%", "%%")
+            default = entry_default(f, entry)
+            if meta["switch"]:
+                p.add_argument(meta["switch"], dest=f.name, action="store_const",
+                               const=not f.default, default=None, help=help_text)
+                continue
+            if default not in (None, ()):
+                help_text += f" (default: {default})"
+            choices = meta["choices"]() if meta["choices"] else None
+            if meta["repeat"]:
+                p.add_argument(flag, dest=f.name, action="append", default=None,
+                               choices=choices, help=help_text,
+                               metavar=f.name.upper().rstrip("S") if choices is None else None)
+            else:
+                p.add_argument(flag, dest=f.name, type=meta["kind"], default=None,
+                               choices=choices, help=help_text,
+                               metavar=f.name.upper() if choices is None else None)
+
+
+def _option(name: str):
+    return next(f for f in option_fields(RunOptions, "run") if f.name == name)
+
+
+def _list_of(kind):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, "
+                                             f"got {text!r}") from None
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse

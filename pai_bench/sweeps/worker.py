@@ -1,0 +1,39 @@
+"""One run of a sweep, in whatever process an executor gives it: ``run_one``.
+
+Below every executor (``pai_bench.sweeps.executors``): it knows nothing of how runs are scheduled. It
+loads the sweep's plugins, runs the config with the sweep's options (``RunOptions``: threads,
+device, loggers, evaluation, ...), and turns any failure other than divergence into a
+``{"status": "failed"}`` result with the traceback written to ``<run>/error.txt``, so a sweep
+records it and goes on (a ``StorageError``, a disk that is full or read-only, is marked so that
+the sweep ends with that one line once every run was tried).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from pai_bench import paths
+from pai_bench.pipeline import runner
+from pai_bench.config import RunConfig
+from pai_bench.errors import StorageError
+from pai_bench.io import atomic_write_text
+from pai_bench.methods import load_plugins
+from pai_bench.options import RunOptions
+
+
+def run_one(config: RunConfig, options: RunOptions) -> dict:
+    """Execute one run in this process; returns its summary or {"status": "failed", ...}."""
+    load_plugins(options.plugins)
+    try:
+        return runner.execute(config, options)
+    except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
+        result = {"status": "failed", "error": f"{type(e).__name__}: {e}", "config": config}
+        if isinstance(e, StorageError):  # the sweep stops with this line once it is done
+            result["storage_error"] = str(e)
+        try:
+            rdir = paths.run_dir(options.results_dir, config)
+            rdir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(rdir / paths.ERROR, traceback.format_exc())
+        except OSError:  # the disk that failed the run may not take its traceback either
+            pass
+        return result
