@@ -63,14 +63,17 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
              findings=None, margin_points: float | None = None) -> pd.DataFrame:
     """Every comparison of ``runs`` with >= 2 finished seeds on each side, answered by the first
     of ``findings`` (default: ``findings.PAPER_FINDINGS``) that covers it; comparisons no finding
-    covers are left out. ``margin_points``: δ in accuracy points for findings without their own
-    (default: ``findings.default_margin_points``); ``alpha``: for findings without their own.
+    covers are left out, and so are those that answer no question (a check that leaves its
+    method what it was: ``findings.answers_no_question``), out of every Holm family.
+    ``margin_points``: δ in accuracy points for findings without their own (default:
+    ``findings.default_margin_points``); ``alpha``: for findings without their own.
 
     Columns: the setting, ``comparison`` (check, random, after training), ``reference``,
     ``family`` and ``claim`` (the finding), then ``verdicts.answer``'s (question, margin as a
     fraction, alpha, seeds per group, accuracies, difference, its 1 - 2α Welch interval, the
-    question's p-value, pooled SD), ``family_size``, ``p_adjusted`` (Holm within the family),
-    ``reading``, ``detectable_difference`` (at 80% power, level α/family_size) and
+    question's p-value and its opposite's, pooled SD), ``family_size``, ``p_adjusted`` and
+    ``p_opposite_adjusted`` (Holm within the family), ``reading`` (``verdicts.read``),
+    ``detectable_difference`` (at 80% power, level α/family_size) and
     ``seeds_to_settle`` (per group, for inconclusive rows; empty where no number would).
     Diverged runs count as missing."""
     points = margin_points if margin_points is not None else default_margin_points(runs)
@@ -93,14 +96,14 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
 
 
 def _adjust(table: pd.DataFrame) -> pd.DataFrame:
-    """Holm within each family, then the reading and the power columns of every row."""
+    """Holm within each family (the claims' p-values, and apart their opposites'), then the
+    reading and the power columns of every row."""
     table["family_size"] = table.groupby("family")["p_value"].transform("size")
-    adjusted = pd.Series(index=table.index, dtype=float)
-    for idx in table.groupby("family").groups.values():
-        adjusted[idx] = holm(table.loc[idx, "p_value"])
-    table["p_adjusted"] = adjusted
-    table["reading"] = [read(q, p, a) for q, p, a in
-                        zip(table["question"], table["p_adjusted"], table["alpha"])]
+    table["p_adjusted"] = _holm_per_family(table, "p_value")
+    table["p_opposite_adjusted"] = _holm_per_family(table, "p_opposite")  # as carefully
+    table["reading"] = [read(q, p, a, po) for q, p, a, po in
+                        zip(table["question"], table["p_adjusted"], table["alpha"],
+                            table["p_opposite_adjusted"])]
     rows = table.to_dict("records")
     table["detectable_difference"] = [detectable_difference(
         r["seeds"], r["seeds_reference"], r["sd_pooled"], r["question"], r["alpha"],
@@ -109,6 +112,13 @@ def _adjust(table: pd.DataFrame) -> pd.DataFrame:
         r["difference"], r["sd_pooled"], r["question"], r["margin"], r["alpha"],
         r["family_size"]) if r["reading"] == INCONCLUSIVE else None for r in rows], dtype="Int64")
     return table
+
+
+def _holm_per_family(table: pd.DataFrame, column: str) -> pd.Series:
+    adjusted = pd.Series(index=table.index, dtype=float)
+    for idx in table.groupby("family").groups.values():
+        adjusted[idx] = holm(table.loc[idx, column])
+    return adjusted
 
 
 def subject_fields(config_cls: type = RunConfig) -> list[str]:

@@ -149,6 +149,7 @@ def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     out[ci] = [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(t["ci_low"], t["ci_high"])]
     out["p"] = t["p_value"].map(lambda p: f"{p:.3g}")
     out["p (Holm)"] = t["p_adjusted"].map(lambda p: f"{p:.3g}")
+    out["p opposite (Holm)"] = t["p_opposite_adjusted"].map(lambda p: f"{p:.3g}")
     out["reading"] = t["reading"]
     out["detectable (points)"] = t["detectable_difference"].map(lambda d: f"{100 * d:.2f}")
     out["seeds to settle"] = [("never" if r == INCONCLUSIVE else "") if pd.isna(n) else str(n)
