@@ -69,6 +69,12 @@ def build_parser(config_cls: type = RunConfig,
                             "miniature for 2 CPU cores (default: %(default)s)")
     repro.add_argument("--out", type=Path,
                        help="tables and figures (default: <results-dir>/<scale>/<name>)")
+    repro.add_argument("--methods", type=_list_of(str), default=(), metavar="METHOD,...",
+                       help="add these methods (a plugin's with --plugin) to the experiment, "
+                            "in every sweep whose findings compare them")
+    repro.add_argument("--print", dest="show", action="store_true",
+                       help="print the experiment's sweeps as TOML sweep files and the command "
+                            "that runs them; run nothing")
     add_options(repro, "reproduce")
     repro.set_defaults(func=commands.reproduce)
 

@@ -20,6 +20,7 @@ from pai_bench.executors import ExecutorOptions
 from pai_bench.export import export_run
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
+from pai_bench.methods.base import option_fields as option_fields_of
 from pai_bench.methods.given import GivenMasks, read_mask_file
 from pai_bench.models import MODELS
 from pai_bench.options import RunOptions, from_kwargs, option_fields
@@ -150,9 +151,15 @@ def _report_sweep(results: list[dict]) -> int:
 
 
 def reproduce(args) -> int:
+    if args.show:  # what would run, as files a user can edit and sweep
+        plugins = options_from_args(args, RunOptions, "reproduce").plugins
+        load_cli_plugins(plugins)
+        print(experiments.show(args.name, args.scale, args.methods, plugins))
+        return 0
     options = run_options(args, "reproduce")
     executor = options_from_args(args, ExecutorOptions, "reproduce")
-    results, out = experiments.reproduce(args.name, args.scale, options, executor, out=args.out)
+    results, out = experiments.reproduce(args.name, args.scale, options, executor, out=args.out,
+                                         methods=args.methods)
     print(f"[pai-bench] tables and figures in {out}")
     return _report_sweep(results)
 
@@ -194,14 +201,23 @@ def list_all(args) -> int:
                            if p.strip()))
     families: dict[str, list] = {}
     for n, c in METHODS.items():  # each method says which section it belongs to
-        families.setdefault(c.family, []).append((n, c.description()))
+        families.setdefault(c.family, []).append((n, c.description() + _options_text(c)))
     sections = [*families.items(),
                 ("sanity checks (--check)", [(n, c.description) for n, c in CHECKS.items()]),
                 ("models", [(n, s.description) for n, s in MODELS.items()]),
                 ("datasets", [(n, s.description) for n, s in DATASETS.items()]),
-                ("experiments (reproduce)", [(n, "") for n in experiments.EXPERIMENTS.names()])]
+                ("experiments (reproduce NAME; --print shows its sweeps)",
+                 [(n, e.description) for n, e in experiments.EXPERIMENTS.items()])]
     for title, rows in sections:
         print(f"{title}:")
         for name, text in rows:
             print(f"  {name:26s} {text}")
     return 0
+
+
+def _options_text(cls) -> str:
+    """A method's options as ``list`` shows them: " (--method-arg: key=default, ...)"."""
+    fields = option_fields_of(cls)
+    if not fields:
+        return ""
+    return " (--method-arg: " + ", ".join(f"{f.name}={f.default}" for f in fields) + ")"
