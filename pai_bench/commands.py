@@ -26,6 +26,8 @@ from pai_bench.models import MODELS
 from pai_bench.options import RunOptions, from_kwargs, option_fields
 from pai_bench.plan import make_plan
 from pai_bench.precision import resolve
+from pai_bench.reference import reference_rows, write_reference
+from pai_bench.results import load_runs
 from pai_bench.sanity_checks import CHECKS
 
 
@@ -164,30 +166,50 @@ def reproduce(args) -> int:
     return _report_sweep(results)
 
 
-def results_dir(args) -> Path:
-    return args.results_dir or paths.default_results_dir()
+def results_dirs(args) -> list[Path]:
+    """The ``--results-dir`` folders (repeatable); none given: the default one, unless
+    ``--reference`` files are all that is read."""
+    if args.results_dir:
+        return list(args.results_dir)
+    return [] if getattr(args, "reference", None) else [paths.default_results_dir()]
 
 
-def report_folders(args) -> tuple[Path, Path]:
+def report_folders(args) -> tuple[list[Path], Path]:
     """``table``'s and ``plot``'s folders, checked alike before anything is read or written:
-    the results folder (it must exist), the output folder (it must be writable), then at least
-    one stored run (a ConfigError "no runs in <folder>" otherwise)."""
-    results = report.results_folder(results_dir(args))
-    out = args.out or results / "report"
+    the results folders (each must exist), the output folder (it must be writable), then at
+    least one stored run among the folders and ``--reference`` files (a ConfigError "no runs in
+    <folder>" otherwise)."""
+    folders = [report.results_folder(d) for d in results_dirs(args)]
+    if args.out is None and not folders:
+        raise ConfigError("--out is needed when only --reference files are read (no "
+                          "--results-dir to write the report under)")
+    out = args.out or folders[0] / "report"
     check_writable_dir(out)
-    return report.require_runs(results), out
+    return report.require_runs(folders, args.reference), out
 
 
 def table(args) -> int:
     results, out = report_folders(args)
-    print(report.tables(results, out, args.latex))
+    print(report.tables(results, out, args.latex, references=args.reference))
     return 0
 
 
 def plot(args) -> int:
     results, out = report_folders(args)
-    files = report.figures(results, out, args.layer_sparsity)
+    files = report.figures(results, out, args.layer_sparsity, references=args.reference)
     print("\n".join(map(str, files)))
+    return 0
+
+
+def reference_export(args) -> int:
+    """``reference export FOLDER... --out FILE``: every stored run of the folders, one row
+    each (``pai_bench.reference``)."""
+    folders = [report.results_folder(d) for d in args.results_dirs]
+    runs = load_runs(folders)
+    if runs.empty:
+        raise ConfigError(f"no runs in {', '.join(map(str, folders))}")
+    out = write_reference(reference_rows(runs), args.out)
+    print(f"[pai-bench] {len(runs)} runs of {', '.join(map(str, folders))} written to {out}")
     return 0
 
 

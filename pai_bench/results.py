@@ -19,6 +19,7 @@ from pai_bench.config import RunConfig, fields_of, setting_fields
 from pai_bench.errors import ConfigError
 from pai_bench.findings import (PAPER_FINDINGS, after_training, default_margin_points,
                                 first_covering, with_margin)
+from pai_bench.reference import read_reference
 from pai_bench.verdicts import (INCONCLUSIVE, MIN_SEEDS, answer, detectable_difference, holm,
                                 read, seeds_to_settle)
 
@@ -31,11 +32,29 @@ COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
 MEASURED = ["seconds_per_epoch", "machine"]
 
 
-def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfig) -> pd.DataFrame:
+def load_runs(results_dir, configs=None, config_cls: type = RunConfig, *,
+              references=()) -> pd.DataFrame:
     """One row per run summary under ``<results_dir>/runs`` (only those of ``configs`` if
     given); unreadable files are skipped with a warning that names them. A folder without
     runs gives no rows; a folder that does not exist is a ConfigError naming it (a mistyped
-    path is not an empty result)."""
+    path is not an empty result).
+
+    ``results_dir`` may be several folders, and ``references`` reference files
+    (``pai_bench.reference``: their stale rows are listed and left out) read beside them. A
+    run found twice (one hash) counts once, the first found: folders first, in order. The
+    column ``source`` names the folder or file of each row."""
+    folders = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+    frames = [_folder_runs(f, configs, config_cls).assign(source=str(f)) for f in folders]
+    frames += [read_reference(r, config_cls, configs).assign(source=str(r)) for r in references]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return runs.drop_duplicates("hash", keep="first").reset_index(drop=True)
+
+
+def _folder_runs(results_dir: Path | str, configs, config_cls: type) -> pd.DataFrame:
+    """The runs stored under one results folder (``load_runs``)."""
     if not Path(results_dir).is_dir():
         raise ConfigError(f"results folder {results_dir} does not exist")
     rows = []

@@ -170,11 +170,13 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def build_tables(results_dir: Path, configs=None, config_cls: type = RunConfig, *,
-                 findings=None, margin_points: float | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of the runs under ``results_dir``; ``findings``, ``margin_points``: the
-    verdicts' (``results.verdicts``: default the paper's findings, δ by scale)."""
-    runs = load_runs(results_dir, configs, config_cls)
+def build_tables(results_dir, configs=None, config_cls: type = RunConfig, *,
+                 findings=None, margin_points: float | None = None,
+                 references=()) -> dict[str, pd.DataFrame]:
+    """Every table of the runs under ``results_dir`` (one folder or several) and in the
+    reference files ``references`` (``results.load_runs``); ``findings``, ``margin_points``:
+    the verdicts' (``results.verdicts``: default the paper's findings, δ by scale)."""
+    runs = load_runs(results_dir, configs, config_cls, references=references)
     if runs.empty:
         return {"runs": runs}
     table = accuracy_table(runs, config_cls)
