@@ -96,6 +96,21 @@ def build_parser(config_cls: type = RunConfig,
                            help="sparsity of the per-layer density figure (default: highest)")
         p.set_defaults(func=func)
 
+    judge = sub.add_parser("judge", help="judge one method against the paper's questions: "
+                                         "the runs they need, then a verdict card")
+    judge.add_argument("--method", required=True,
+                       help="the method (a plugin's with --plugin MODULE)")
+    judge.add_argument("--level", choices=("quick", "full"), default="quick",
+                       help="quick: the design's 5 seeds; full: also the seeds 'not worse "
+                            "within δ' needs (default: %(default)s)")
+    judge.add_argument("--reference", type=Path, action="append", default=[], metavar="FILE",
+                       help="reference results (`reference export`): runs found there are not "
+                            "trained again; repeatable")
+    judge.add_argument("--out", type=Path,
+                       help="the card's folder (default: <results-dir>/judge/<method>-<level>)")
+    add_options(judge, "reproduce")
+    judge.set_defaults(func=commands.judge)
+
     ref = sub.add_parser("reference", help="reference results: stored runs as one CSV file")
     actions = ref.add_subparsers(dest="action", required=True)
     ref_export = actions.add_parser("export", help="write every stored run of results folders "

@@ -18,6 +18,7 @@ from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
 from pai_bench.executors import ExecutorOptions
 from pai_bench.export import export_run
+from pai_bench import judge as judging
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.methods.base import option_fields as option_fields_of
@@ -198,6 +199,15 @@ def plot(args) -> int:
     results, out = report_folders(args)
     files = report.figures(results, out, args.layer_sparsity, references=args.reference)
     print("\n".join(map(str, files)))
+    return 0
+
+
+def judge(args) -> int:
+    options = run_options(args, "reproduce")
+    executor = options_from_args(args, ExecutorOptions, "reproduce")
+    out = judging.judge(args.method, options, executor, level=args.level,
+                        references=args.reference, out=args.out)
+    print(f"[pai-bench] verdict card in {out / 'card.md'}")
     return 0
 
 
