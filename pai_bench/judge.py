@@ -13,8 +13,9 @@ Two levels (``LEVELS``): ``quick``, the design's seeds for every group (``CPU_SE
 ``full``, the seeds that "not worse within δ" needs for the method and its shuffled and
 reinitialized runs (``design.seeds_needed``, planned for no effect). Runs already stored, or
 present in a reference file (``--reference``), are not trained again; the rest run as one
-resumable sweep. Not built yet: calibration of reference rows made on another machine (the
-card states the machines), and the paper scale.
+resumable sweep. Reference rows made on another machine are used only after a calibration here
+shows this machine's accuracies equivalent to theirs (``pai_bench.calibration``); otherwise the
+references are trained here, and the card says why. Not built yet: the paper scale.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pathlib import Path
 import pandas as pd
 
 from pai_bench import plots
+from pai_bench.calibration import (CALIBRATED, Calibration, calibrate, calibration_configs,
+                                   foreign)
 from pai_bench.config import RunConfig
-from pai_bench.design import Plan, family_sizes, seeds_needed
+from pai_bench.design import family_sizes, seeds_needed
 from pai_bench.errors import ConfigError
 from pai_bench.executors import ExecutorOptions
 from pai_bench.experiments import (AFTER_TRAINING, CPU_MINIATURE, CPU_PLANS, CPU_RUN, CPU_SEEDS,
@@ -36,7 +39,7 @@ from pai_bench.findings import MARGIN_POINTS, select
 from pai_bench.io import atomic_write_text
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.options import RunOptions
-from pai_bench.precision import resolve
+from pai_bench.precision import machine, resolve
 from pai_bench.results import load_runs, verdicts
 from pai_bench.sweeps import SweepSpec, run_sweep
 from pai_bench.table import markdown, readable_verdicts
@@ -63,11 +66,10 @@ def full_seeds(design: Design, method: str) -> tuple[int, ...]:
     """The seeds "not worse within δ" needs for ``method``'s shuffle and reinit checks (finding
     d, planned for no effect: ``experiments.CPU_PLANS``), never fewer than the quick level's."""
     plan = next(p for p in CPU_PLANS if (p.family, p.question) == ("d", "not worse"))
-    one_seed = [c for c in sweeps(method, design, "quick") for c in c.configs()
+    one_seed = [c for s in sweeps(method, design, "quick") for c in s.configs()
                 if c.seed == design.seeds[0]]
     m = family_sizes(one_seed, select(*JUDGE_FAMILIES), design.margin_points)["d"]
-    need = seeds_needed(Plan(plan.family, plan.question, plan.difference_points, plan.why),
-                        design.sd_points, design.margin_points, max(m, 1))
+    need = seeds_needed(plan, design.sd_points, design.margin_points, max(m, 1))
     n = max(need or 0, len(design.seeds))
     return tuple(range(n))
 
@@ -99,6 +101,8 @@ def judge(method: str, options: RunOptions, executor: ExecutorOptions = Executor
     load_plugins(options.plugins)
     configs = list(dict.fromkeys(resolve(c, options.torch_device)
                                  for s in sweeps(method, design, level) for c in s.configs()))
+    calibration = calibrated(configs, options, executor, references, design)
+    references = tuple(references) if calibration.used else ()
     given = load_runs([], configs=configs, references=references) if references else None
     have = set() if given is None or given.empty else set(given["hash"])
     todo = [c for c in configs if c.hash() not in have]
@@ -111,8 +115,26 @@ def judge(method: str, options: RunOptions, executor: ExecutorOptions = Executor
              for seed in design.seeds]
     drawn = load_runs([options.results_dir], configs=configs + paper, references=references)
     drawn = drawn[drawn["check"] == "none"]
-    write_card(method, level, runs, drawn, design, out)
+    write_card(method, level, runs, drawn, design, out, calibration)
     return out
+
+
+def calibrated(configs: list[RunConfig], options: RunOptions, executor: ExecutorOptions,
+               references, design: Design) -> Calibration:
+    """Whether the reference rows of ``configs`` may be used here (``pai_bench.calibration``):
+    rows made on this machine, yes; rows made elsewhere, after a calibration run here."""
+    rows = load_runs([], configs=configs, references=references) if references else None
+    if rows is None or rows.empty:
+        return Calibration(False, "no reference rows of these runs: every run is trained here")
+    here = machine(options.torch_device)
+    if not foreign(rows, here):
+        return Calibration(True, f"every reference row used was made on this machine ({here})")
+    base = next(c for c in configs if c.method == CALIBRATED)
+    runs = calibration_configs(base, design.sd_points, design.margin_points)
+    run_sweep(runs, options, executor)
+    return calibrate(load_runs([options.results_dir], configs=runs),
+                     load_runs([], configs=runs, references=references),
+                     design.margin_points, here)
 
 
 def _seeds(runs: pd.DataFrame, method: str) -> str:
@@ -127,7 +149,7 @@ def card_rows(method: str, runs: pd.DataFrame, design: Design) -> pd.DataFrame:
 
 
 def write_card(method: str, level: str, runs: pd.DataFrame, drawn: pd.DataFrame,
-               design: Design, out: Path) -> Path:
+               design: Design, out: Path, calibration: Calibration) -> Path:
     """``card.md``, ``card.csv`` and the figures of ``method`` in ``out``: the verdicts of
     ``runs``; the figures draw ``drawn`` (the method among every method of its setting)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -139,9 +161,9 @@ def write_card(method: str, level: str, runs: pd.DataFrame, drawn: pd.DataFrame,
     lines = [f"# {method}, judged ({level} level)", "",
              f"Setting: {design.run}, sparsity {design.sparsity:g}, δ = "
              f"{design.margin_points:g} points. Seeds per group: {_seeds(runs, method)}.",
-             f"Runs from: {', '.join(sources)}. Machines: {'; '.join(machines) or 'not recorded'} "
-             "(reference rows from another machine are used as they are: calibration is not "
-             "built yet).", ""]
+             f"Runs from: {', '.join(sources)}. Machines: "
+             f"{'; '.join(machines) or 'not recorded'}.", "",
+             f"Calibration: {calibration.why}.", ""]
     if len(mine):
         lines.append(f"Cost of one run (mean over seeds): {mine['seconds'].mean():.1f} s, "
                      f"{mine['train_macs'].mean():.3g} training MACs, accuracy "

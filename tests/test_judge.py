@@ -70,3 +70,36 @@ def test_judge_takes_references_from_rows_and_reads_as_if_trained_here(reference
 def test_judge_refuses_an_after_training_method_by_name(tmp_path, capsys):
     assert main(["judge", "--method", "ltr", "--results-dir", str(tmp_path)]) == 2
     assert "'ltr' prunes after training" in capsys.readouterr().err
+
+
+def moved(reference: Path, tmp_path: Path, shift: float) -> Path:
+    """The reference file as if made on another machine, its accuracies shifted by ``shift``
+    (a fraction; the hashes stay valid: accuracy is no part of a configuration)."""
+    table = pd.read_csv(reference, dtype=object, keep_default_na=False)
+    table["machine"] = "Another CPU (AMX)"
+    table["test_accuracy"] = [f"{float(a) + shift:.6f}" for a in table["test_accuracy"]]
+    path = tmp_path / "elsewhere.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_a_calibration_that_fails_makes_judge_train_the_references_here(reference, tmp_path):
+    card = judging.judge("snip", options(tmp_path / "mine"),
+                         references=[moved(reference, tmp_path, +0.3)], design=TINY,
+                         out=tmp_path / "card")
+    assert set(load_runs(tmp_path / "mine")["method"]) == {"snip", *judging.REFERENCES}
+    text = (card / "card.md").read_text()
+    assert "Calibration: random here (" in text and "against the reference rows (Another CPU" in text
+    assert "different, so the references are trained here" in text
+
+
+def test_a_calibration_that_passes_uses_the_references(reference, tmp_path):
+    wide = judging.Design(run=TINY.run, sparsity=0.9, seeds=(0, 1, 2), sd_points=5.0,
+                          margin_points=40.0)  # seeds noisy, margin wide: equivalence shown
+    card = judging.judge("snip", options(tmp_path / "mine"),
+                         references=[moved(reference, tmp_path, 0.0)], design=wide,
+                         out=tmp_path / "card")
+    trained = set(load_runs(tmp_path / "mine")["method"])
+    assert trained == {"snip", "random"}  # random: the calibration; the rest from the file
+    assert "equivalent (within ±δ) at δ = 40 points: the references are used" in (
+        card / "card.md").read_text()
