@@ -87,14 +87,16 @@ def sweep(methods, *, run: dict | None = None, **kwargs) -> list[dict]:
 
 
 def reproduce(name: str, scale: str = "cpu", *, out: Path | str | None = None,
-              **kwargs) -> tuple[list[dict], Path]:
-    """Experiment ``name`` at ``scale`` (as ``reproduce``): its runs, then its tables and
-    figures in ``out``. Keywords: ``RunOptions`` and ``ExecutorOptions`` fields."""
+              methods: tuple[str, ...] = (), **kwargs) -> tuple[list[dict], Path]:
+    """Experiment ``name`` at ``scale`` (as ``reproduce``), with ``methods`` added where its
+    findings compare them: its runs, then its tables and figures in ``out``. Keywords:
+    ``RunOptions`` and ``ExecutorOptions`` fields (``plugins`` imports a plugin's method)."""
     given, executor, rest = split_kwargs(kwargs, RunOptions, ExecutorOptions)
     if rest:
         raise ConfigError(f"unknown option {sorted(rest)[0]!r} of reproduce")
     return experiments.reproduce(name, scale, _options("reproduce", given),
-                                 from_kwargs(ExecutorOptions, "reproduce", executor), out=out)
+                                 from_kwargs(ExecutorOptions, "reproduce", executor), out=out,
+                                 methods=tuple(methods))
 
 
 def register_dataset(spec) -> None:

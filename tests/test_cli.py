@@ -95,6 +95,18 @@ def test_list_names_every_registry(capsys):
         assert f"  {name} " in out
 
 
+def test_list_describes_each_experiment_and_each_methods_options(capsys):
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    line = {text.split()[0]: text for text in lines if text.startswith("  ")}
+    assert "(--method-arg: samples_per_class=10, batch_size=256)" in line["snip"]
+    assert "(--method-arg: max_steps=64)" in line["phew"]
+    assert "--method-arg" not in line["random"]  # no options, none listed
+    assert "against random pruning and the after-training baselines" in line["main"]
+    assert all(len(line[name].split(maxsplit=1)) == 2 for name in
+               ("main", "ablations", "successors", "noninferiority", "early", "contested"))
+
+
 def test_compile_trains_through_torch_compile_and_is_recorded(tmp_path, capsys):
     """``--compile`` is a training setting: recorded in config.json, part of the run's hash
     (a compiled run is stored beside, not over, the eager one), and the run trains and scores."""

@@ -178,15 +178,18 @@ def test_verdicts_read_the_adjusted_p(results):
     assert {"question", "margin", "alpha", "family", "seeds", "seeds_reference", "p_value",
             "p_adjusted", "reading", "detectable_difference", "seeds_to_settle"} <= set(v.columns)
     assert (v["p_adjusted"] >= v["p_value"]).all()
+    assert (v["p_opposite_adjusted"] >= v["p_opposite"]).all()
     assert set(v["reading"]) <= {"worse", "better", "not worse (within δ)",
-                                 "equivalent (within ±δ)", "inconclusive"}
-    assert all((r == "inconclusive") == (p >= a)
-               for r, p, a in zip(v["reading"], v["p_adjusted"], v["alpha"]))
+                                 "equivalent (within ±δ)", "worse by more than δ",
+                                 "different (beyond ±δ)", "inconclusive"}
+    assert all((r == "inconclusive") == (p >= a and po >= a) for r, p, po, a in
+               zip(v["reading"], v["p_adjusted"], v["p_opposite_adjusted"], v["alpha"]))
     # every comparison the report makes: checks, methods against random and after training
     assert set(v["comparison"]) == {"check", "random", "after training"}
     checks = v[v["comparison"] == "check"]
+    # random pruning shuffled is random pruning again: it answers no question
     assert set(zip(checks["method"], checks["question"])) == {
-        ("random", "not worse"), ("magnitude_after_training", "worse")}
+        ("magnitude_after_training", "worse")}
 
 
 def test_runs_csv_has_one_row_per_stored_run(results, tmp_path):

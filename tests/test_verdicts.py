@@ -34,14 +34,16 @@ def pair(diff_points: float, sd_points: float, n: int):
 
 def verdict(a, b, question, margin=DELTA, alpha=0.05) -> str:
     r = answer(a, b, question, margin, alpha)
-    return read(question, r["p_value"], alpha)
+    return read(question, r["p_value"], alpha, r["p_opposite"])
 
 
 def test_a_drop_of_5_points_over_8_seeds_is_worse():
     a, b = pair(-5, 0.5, 8)
     assert verdict(a, b, "worse") == "worse"
-    assert verdict(a, b, "not worse") == verdict(a, b, "equivalent") == INCONCLUSIVE
-    assert verdict(a, b, "better") == INCONCLUSIVE
+    # asked the other questions, the same data say what they show (issue 38)
+    assert verdict(a, b, "not worse") == "worse by more than δ"
+    assert verdict(a, b, "equivalent") == "different (beyond ±δ)"
+    assert verdict(a, b, "better") == "worse"
 
 
 def test_a_gain_of_0_2_points_is_not_worse_and_equivalent_within_2():
@@ -228,3 +230,85 @@ def test_paper_findings_cover_every_check_and_comparison_of_the_paper():
             assert any(f.covers("check", method, check, 0) for f in PAPER_FINDINGS)
     assert all(any(f.covers(kind, "snip", "none", k) for f in PAPER_FINDINGS)
                for kind in ("random", "after training") for k in (0, 100))
+
+
+# --- Readings that say what the data show (issue 38, point 4) --------------------------------
+
+def issue_38_reinit():
+    """The issue's reinit row: 5 seeds each, d = -6.50 points, 90% Welch CI [-10.73, -2.27]
+    (equal SDs of 3.597 points give that half-width at 8 degrees of freedom)."""
+    return group(-6.5, 3.597, 5, seed=5), group(0.0, 3.597, 5, seed=6)
+
+
+def test_an_interval_wholly_below_minus_delta_reads_worse_by_more_than_delta():
+    a, b = issue_38_reinit()
+    r = answer(a, b, "not worse", DELTA)
+    assert 100 * r["difference"] == pytest.approx(-6.50)
+    assert (100 * r["ci_low"], 100 * r["ci_high"]) == pytest.approx((-10.73, -2.27), abs=0.01)
+    assert verdict(a, b, "not worse") == "worse by more than δ"
+    # its test: the one-sided Welch test of d < -δ (scipy), at the claim's level
+    expected = stats.ttest_ind(a + DELTA, b, equal_var=False, alternative="less").pvalue
+    assert r["p_opposite"] == pytest.approx(expected, rel=1e-9) and r["p_opposite"] < 0.05
+    assert r["p_value"] > 0.5  # the claim's own test is far from it
+
+
+@pytest.mark.parametrize("question, diff, sd, n, reading", [
+    ("worse", +5, 0.5, 8, "better"), ("better", -5, 0.5, 8, "worse"),
+    ("equivalent", -6, 0.5, 8, "different (beyond ±δ)"),
+    ("equivalent", +6, 0.5, 8, "different (beyond ±δ)")])
+def test_the_far_side_of_every_question_reads_as_what_it_is(question, diff, sd, n, reading):
+    a, b = pair(diff, sd, n)
+    assert verdict(a, b, question) == reading
+    # and a noisy difference on the same side is still inconclusive, not that
+    a, b = pair(diff / 5, 3, 3)
+    assert verdict(a, b, question) == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_the_opposite_p_value_equals_scipy(question):
+    a, b = group(-3, 2.0, 6, seed=7), group(0.0, 3.0, 5, seed=8)
+    r = answer(a, b, question, DELTA)
+
+    def welch(x, y, alternative):
+        return stats.ttest_ind(x, y, equal_var=False, alternative=alternative).pvalue
+
+    expected = {"worse": lambda: welch(a, b, "greater"), "better": lambda: welch(a, b, "less"),
+                "not worse": lambda: welch(a + DELTA, b, "less"),  # H0: d >= -δ
+                "equivalent": lambda: min(1, 2 * min(welch(a - DELTA, b, "greater"),
+                                                     welch(a + DELTA, b, "less")))}[question]()
+    assert r["p_opposite"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_opposite_is_holm_adjusted_in_the_family_like_the_claim(tmp_path):
+    # a larger drop than the issue's: its p of 0.045 alone would not survive m = 2
+    reinit = group(-9.0, 3.597, 5, seed=5), group(0.0, 3.597, 5, seed=6)
+    shuffles = {("snip", "none"): [0.60, 0.61, 0.59, 0.60, 0.62],
+                ("snip", "shuffle"): [0.605, 0.60, 0.61, 0.59, 0.60],
+                ("grasp", "none"): list(reinit[1]), ("grasp", "reinit"): list(reinit[0])}
+    runs = runs_frame(shuffles, model="mlp", dataset="synthetic", epochs=1)
+    v = verdicts(runs, findings=select("d"))
+    assert len(v) == 2 and (v["family_size"] == 2).all()
+    assert v["p_opposite_adjusted"].tolist() == pytest.approx(
+        multipletests(v["p_opposite"], method="holm")[1].tolist())
+    row = v[v["check"] == "reinit"].iloc[0]
+    assert row["reading"] == "worse by more than δ" and pd.isna(row["seeds_to_settle"])
+    assert row["p_opposite_adjusted"] > row["p_opposite"]  # adjusted, not taken raw
+    # the readable table says it, with the adjusted p of the opposite beside the claim's
+    text = write_tables({"verdicts": v}, tmp_path)
+    assert "| worse by more than δ |" in text and "p opposite (Holm)" in text
+    assert "worse by more than δ for not worse" in text  # the caption states the rule
+
+
+def test_a_check_of_random_is_in_no_family():
+    accuracies = {("snip", "none"): [0.60, 0.61, 0.59], ("snip", "invert"): [0.57, 0.58, 0.565],
+                  ("random", "none"): [0.55, 0.56, 0.54],
+                  ("random", "invert"): [0.555, 0.545, 0.56],
+                  ("random", "shuffle"): [0.55, 0.56, 0.55]}
+    runs = runs_frame(accuracies, model="mlp", dataset="synthetic", epochs=1)
+    v = verdicts(runs, findings=select("d", "invert"))
+    checks = v[v["comparison"] == "check"]
+    # random inverted or shuffled is random pruning again: no row, no family member
+    assert list(zip(checks["method"], checks["check"])) == [("snip", "invert")]
+    snip = checks.iloc[0]
+    assert snip["family"] == "invert" and snip["family_size"] == 1
+    assert snip["p_adjusted"] == pytest.approx(snip["p_value"])  # not raised by random's row

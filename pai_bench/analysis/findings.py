@@ -189,8 +189,20 @@ def default_margin_points(runs) -> float:
     return MARGIN_POINTS["paper" if paper_recipe(runs) else "cpu"]
 
 
+def answers_no_question(comparison: str, method: str, check: str) -> bool:
+    """Whether the comparison is a check that leaves its method what it was (random pruning
+    shuffled, reinitialized or inverted is random pruning again: ``Method.unchanged_by``): it
+    answers no question, and a Holm family holding it would only raise its other p-values."""
+    return (comparison == "check" and method in METHODS
+            and check in METHODS.get(method).unchanged_by)
+
+
 def first_covering(findings, comparison: str, method: str, check: str, prune_at: int, *,
                    model: str | None = None, budget: str = "equal") -> Finding | None:
+    """The first of ``findings`` that covers the comparison; None where none does or where it
+    answers no question (``answers_no_question``)."""
+    if answers_no_question(comparison, method, check):
+        return None
     return next((f for f in findings if f.covers(comparison, method, check, prune_at,
                                                  model=model, budget=budget)), None)
 
@@ -200,8 +212,14 @@ CAPTION = (
     "points): worse (d < 0), better (d > 0), not worse (d > -δ) or equivalent (-δ < d < δ), "
     "by Welch's t-test (unequal variances), one-sided, or two one-sided tests (TOST) for "
     "equivalence. p (Holm): adjusted by Holm's method within the finding's family, across the "
-    "whole report. reading: the claim when p (Holm) < α, else inconclusive (the claim is not "
-    "shown, which is no evidence against it: see CI, detectable, seeds to settle). CI: the "
+    "whole report. reading: the claim when p (Holm) < α; else its opposite when the data lie "
+    "wholly on the far side of the null (worse by more than δ for not worse, better for worse, "
+    "worse for better, different beyond ±δ for equivalent: the one-sided test of that side, "
+    "for different both sides with the smaller p doubled), its p (opposite, Holm) < α, "
+    "adjusted within the same family; else inconclusive (neither is shown, which is no "
+    "evidence either way: see CI, detectable, seeds to settle). Checks that leave their "
+    "method what it was (random pruning shuffled, reinitialized or inverted) answer no "
+    "question and are in no family. CI: the "
     "two-sided 1 - 2α Welch interval, whose bounds are the one-sided 1 - α bounds the tests "
     "use (unadjusted). detectable: the smallest true distance from the null's boundary (|d|; "
     f"d + δ for not worse; δ - |d| for equivalent) that these seeds detect with {POWER:.0%} "

@@ -401,7 +401,8 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
             offset = 0.5 * (i - (len(methods) - 1) / 2) / len(methods)  # within +-0.25 layer
             reports = []
             for _, row in g[g["method"] == method].iterrows():
-                path = paths.stored_run_dir(results_dir, row["method"], row["hash"]) / paths.LAYERS
+                folder = row.get("source") or results_dir  # the run's own folder
+                path = paths.stored_run_dir(folder, row["method"], row["hash"]) / paths.LAYERS
                 report = read_layer_report(path)  # an invalid one is kept aside, with a warning
                 if report is not None:
                     reports.append(report)

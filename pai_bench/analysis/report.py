@@ -25,30 +25,36 @@ def results_folder(results_dir: Path | str) -> Path:
     return path
 
 
-def require_runs(results_dir: Path | str) -> Path:
-    """``results_folder(results_dir)``, which must hold at least one stored run: what ``table``
-    and ``plot`` say alike about a folder without runs (a ConfigError naming it)."""
-    path = results_folder(results_dir)
-    if load_runs(path).empty:
-        raise ConfigError(f"no runs in {path}")
-    return path
+def require_runs(results_dir, references=()):
+    """``results_folder(results_dir)`` (or of each of several folders), which with the
+    reference files ``references`` must hold at least one stored run: what ``table`` and
+    ``plot`` say alike about a folder without runs (a ConfigError naming it)."""
+    several = not isinstance(results_dir, (str, Path))
+    folders = [results_folder(d) for d in (results_dir if several else [results_dir])]
+    if load_runs(folders, references=references).empty:
+        raise ConfigError(f"no runs in {', '.join(map(str, [*folders, *references]))}")
+    return folders if several else folders[0]
 
 
-def tables(results_dir: Path | str, out: Path | str, latex: bool = False,
-           configs=None, *, findings=None, margin_points: float | None = None) -> str:
-    """Write every table of the runs under ``results_dir`` (only those of ``configs`` if given)
-    to ``out`` as CSV and Markdown (and LaTeX); return the Markdown. ``findings`` and
-    ``margin_points`` (δ in accuracy points): what the verdicts ask (``results.verdicts``)."""
-    built = build_tables(Path(results_dir), configs, findings=findings,
-                         margin_points=margin_points)
+def tables(results_dir, out: Path | str, latex: bool = False,
+           configs=None, *, findings=None, margin_points: float | None = None,
+           references=()) -> str:
+    """Write every table of the runs under ``results_dir`` (one folder or several; only those
+    of ``configs`` if given) and in the reference files ``references`` to ``out`` as CSV and
+    Markdown (and LaTeX); return the Markdown. ``findings`` and ``margin_points`` (δ in
+    accuracy points): what the verdicts ask (``results.verdicts``)."""
+    built = build_tables(results_dir, configs, findings=findings,
+                         margin_points=margin_points, references=references)
     return write_tables(built, Path(out), latex)
 
 
-def figures(results_dir: Path | str, out: Path | str, layer_sparsity: float | None = None,
-            configs=None) -> list[Path]:
-    """Draw every figure of the runs under ``results_dir`` into ``out``; return the files.
-    ``layer_sparsity``: the sparsity of the per-layer density figure (default: the highest)."""
-    runs = load_runs(results_dir, configs)
+def figures(results_dir, out: Path | str, layer_sparsity: float | None = None,
+            configs=None, references=()) -> list[Path]:
+    """Draw every figure of the runs under ``results_dir`` (one folder or several) and in the
+    reference files ``references`` into ``out``; return the files. ``layer_sparsity``: the
+    sparsity of the per-layer density figure (default: the highest; drawn from the runs'
+    stored layer reports, which reference rows do not have)."""
+    runs = load_runs(results_dir, configs, references=references)
     if runs.empty:
         raise ConfigError(f"no runs in {results_dir}")
     out = Path(out)

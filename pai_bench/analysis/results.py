@@ -19,6 +19,7 @@ from pai_bench.config import RunConfig, fields_of, setting_fields
 from pai_bench.errors import ConfigError
 from pai_bench.analysis.findings import (PAPER_FINDINGS, after_training, default_margin_points,
                                 first_covering, with_margin)
+from pai_bench.reference import read_reference
 from pai_bench.analysis.verdicts import (INCONCLUSIVE, MIN_SEEDS, answer, detectable_difference, holm,
                                 read, seeds_to_settle)
 
@@ -31,11 +32,29 @@ COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
 MEASURED = ["seconds_per_epoch", "machine"]
 
 
-def load_runs(results_dir: Path | str, configs=None, config_cls: type = RunConfig) -> pd.DataFrame:
+def load_runs(results_dir, configs=None, config_cls: type = RunConfig, *,
+              references=()) -> pd.DataFrame:
     """One row per run summary under ``<results_dir>/runs`` (only those of ``configs`` if
     given); unreadable files are skipped with a warning that names them. A folder without
     runs gives no rows; a folder that does not exist is a ConfigError naming it (a mistyped
-    path is not an empty result)."""
+    path is not an empty result).
+
+    ``results_dir`` may be several folders, and ``references`` reference files
+    (``pai_bench.reference``: their stale rows are listed and left out) read beside them. A
+    run found twice (one hash) counts once, the first found: folders first, in order. The
+    column ``source`` names the folder or file of each row."""
+    folders = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+    frames = [_folder_runs(f, configs, config_cls).assign(source=str(f)) for f in folders]
+    frames += [read_reference(r, config_cls, configs).assign(source=str(r)) for r in references]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    runs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return runs.drop_duplicates("hash", keep="first").reset_index(drop=True)
+
+
+def _folder_runs(results_dir: Path | str, configs, config_cls: type) -> pd.DataFrame:
+    """The runs stored under one results folder (``load_runs``)."""
     if not Path(results_dir).is_dir():
         raise ConfigError(f"results folder {results_dir} does not exist")
     rows = []
@@ -63,14 +82,17 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
              findings=None, margin_points: float | None = None) -> pd.DataFrame:
     """Every comparison of ``runs`` with >= 2 finished seeds on each side, answered by the first
     of ``findings`` (default: ``findings.PAPER_FINDINGS``) that covers it; comparisons no finding
-    covers are left out. ``margin_points``: δ in accuracy points for findings without their own
-    (default: ``findings.default_margin_points``); ``alpha``: for findings without their own.
+    covers are left out, and so are those that answer no question (a check that leaves its
+    method what it was: ``findings.answers_no_question``), out of every Holm family.
+    ``margin_points``: δ in accuracy points for findings without their own (default:
+    ``findings.default_margin_points``); ``alpha``: for findings without their own.
 
     Columns: the setting, ``comparison`` (check, random, after training), ``reference``,
     ``family`` and ``claim`` (the finding), then ``verdicts.answer``'s (question, margin as a
     fraction, alpha, seeds per group, accuracies, difference, its 1 - 2α Welch interval, the
-    question's p-value, pooled SD), ``family_size``, ``p_adjusted`` (Holm within the family),
-    ``reading``, ``detectable_difference`` (at 80% power, level α/family_size) and
+    question's p-value and its opposite's, pooled SD), ``family_size``, ``p_adjusted`` and
+    ``p_opposite_adjusted`` (Holm within the family), ``reading`` (``verdicts.read``),
+    ``detectable_difference`` (at 80% power, level α/family_size) and
     ``seeds_to_settle`` (per group, for inconclusive rows; empty where no number would).
     Diverged runs count as missing."""
     points = margin_points if margin_points is not None else default_margin_points(runs)
@@ -93,14 +115,14 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
 
 
 def _adjust(table: pd.DataFrame) -> pd.DataFrame:
-    """Holm within each family, then the reading and the power columns of every row."""
+    """Holm within each family (the claims' p-values, and apart their opposites'), then the
+    reading and the power columns of every row."""
     table["family_size"] = table.groupby("family")["p_value"].transform("size")
-    adjusted = pd.Series(index=table.index, dtype=float)
-    for idx in table.groupby("family").groups.values():
-        adjusted[idx] = holm(table.loc[idx, "p_value"])
-    table["p_adjusted"] = adjusted
-    table["reading"] = [read(q, p, a) for q, p, a in
-                        zip(table["question"], table["p_adjusted"], table["alpha"])]
+    table["p_adjusted"] = _holm_per_family(table, "p_value")
+    table["p_opposite_adjusted"] = _holm_per_family(table, "p_opposite")  # as carefully
+    table["reading"] = [read(q, p, a, po) for q, p, a, po in
+                        zip(table["question"], table["p_adjusted"], table["alpha"],
+                            table["p_opposite_adjusted"])]
     rows = table.to_dict("records")
     table["detectable_difference"] = [detectable_difference(
         r["seeds"], r["seeds_reference"], r["sd_pooled"], r["question"], r["alpha"],
@@ -109,6 +131,13 @@ def _adjust(table: pd.DataFrame) -> pd.DataFrame:
         r["difference"], r["sd_pooled"], r["question"], r["margin"], r["alpha"],
         r["family_size"]) if r["reading"] == INCONCLUSIVE else None for r in rows], dtype="Int64")
     return table
+
+
+def _holm_per_family(table: pd.DataFrame, column: str) -> pd.Series:
+    adjusted = pd.Series(index=table.index, dtype=float)
+    for idx in table.groupby("family").groups.values():
+        adjusted[idx] = holm(table.loc[idx, column])
+    return adjusted
 
 
 def subject_fields(config_cls: type = RunConfig) -> list[str]:

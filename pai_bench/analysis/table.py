@@ -149,6 +149,7 @@ def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     out[ci] = [f"[{100 * lo:+.2f}, {100 * hi:+.2f}]" for lo, hi in zip(t["ci_low"], t["ci_high"])]
     out["p"] = t["p_value"].map(lambda p: f"{p:.3g}")
     out["p (Holm)"] = t["p_adjusted"].map(lambda p: f"{p:.3g}")
+    out["p opposite (Holm)"] = t["p_opposite_adjusted"].map(lambda p: f"{p:.3g}")
     out["reading"] = t["reading"]
     out["detectable (points)"] = t["detectable_difference"].map(lambda d: f"{100 * d:.2f}")
     out["seeds to settle"] = [("never" if r == INCONCLUSIVE else "") if pd.isna(n) else str(n)
@@ -169,11 +170,13 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def build_tables(results_dir: Path, configs=None, config_cls: type = RunConfig, *,
-                 findings=None, margin_points: float | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of the runs under ``results_dir``; ``findings``, ``margin_points``: the
-    verdicts' (``results.verdicts``: default the paper's findings, δ by scale)."""
-    runs = load_runs(results_dir, configs, config_cls)
+def build_tables(results_dir, configs=None, config_cls: type = RunConfig, *,
+                 findings=None, margin_points: float | None = None,
+                 references=()) -> dict[str, pd.DataFrame]:
+    """Every table of the runs under ``results_dir`` (one folder or several) and in the
+    reference files ``references`` (``results.load_runs``); ``findings``, ``margin_points``:
+    the verdicts' (``results.verdicts``: default the paper's findings, δ by scale)."""
+    runs = load_runs(results_dir, configs, config_cls, references=references)
     if runs.empty:
         return {"runs": runs}
     table = accuracy_table(runs, config_cls)

@@ -15,7 +15,24 @@ equivalent   -δ < d < δ       |d| >= δ           TOST: both one-sided tests, 
 ============ ================ ================== ===============================================
 
 The reading is the claim when the p-value, Holm-adjusted over the comparisons of the claim's
-family (one family per finding, ``pai_bench.analysis.findings``), is below α; otherwise "inconclusive".
+family (one family per finding, ``pai_bench.analysis.findings``), is below α. Otherwise it is the
+*opposite* (``OPPOSITE``: what the data show when they lie wholly on the far side of the null)
+when that is established as carefully: the one-sided test of the other side at the same
+boundary, its p-values Holm-adjusted over the same family. Otherwise "inconclusive".
+
+============ ======================= ============ =============================================
+question     opposite                its claim    its test
+============ ======================= ============ =============================================
+worse        better                  d > 0        one-sided t-test
+better       worse                   d < 0        one-sided t-test
+not worse    worse by more than δ    d < -δ       one-sided t-test against -δ
+equivalent   different (beyond ±δ)   |d| > δ      both one-sided tests against ±δ; p = twice
+                                                  the smaller (Bonferroni over the directions)
+============ ======================= ============ =============================================
+
+So a reading other than "inconclusive" is shown when the 1 - 2α interval lies wholly on one side
+of the null's boundary (for "different": the 1 - α interval wholly beyond +δ or -δ) and stays so
+after Holm's adjustment; each direction holds its family-wise error rate at α.
 The interval reported is the two-sided 1 - 2α Welch interval (90% for α = 0.05): its bounds are
 the one-sided 1 - α bounds that the tests above compare with 0 or ±δ (unadjusted).
 
@@ -42,6 +59,9 @@ from pai_bench.errors import ConfigError
 # question -> the reading when its claim is established
 READINGS = {"worse": "worse", "better": "better", "not worse": "not worse (within δ)",
             "equivalent": "equivalent (within ±δ)"}
+# question -> the reading when the data lie wholly on the far side of its null (the module doc)
+OPPOSITE = {"worse": "better", "better": "worse", "not worse": "worse by more than δ",
+            "equivalent": "different (beyond ±δ)"}
 INCONCLUSIVE = "inconclusive"
 POWER = 0.8  # the conventional power of a study designed to detect an effect
 MIN_SEEDS = 2  # Welch's test needs a variance in each group
@@ -61,8 +81,9 @@ def check_question(question: str, margin: float, alpha: float) -> None:
 
 def answer(a, b, question: str, margin: float, alpha: float = 0.05) -> dict:
     """The unadjusted verdict on mean(a) - mean(b) for ``question``: group sizes and means, the
-    difference, its 1 - 2α Welch interval, the question's p-value and the pooled standard
-    deviation (for power). ``margin``: δ as a fraction (0.02 = 2 points)."""
+    difference, its 1 - 2α Welch interval, the question's p-value, the p-value of its opposite
+    (``OPPOSITE``) and the pooled standard deviation (for power). ``margin``: δ as a fraction
+    (0.02 = 2 points)."""
     check_question(question, margin, alpha)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < MIN_SEEDS or len(b) < MIN_SEEDS:
@@ -74,17 +95,19 @@ def answer(a, b, question: str, margin: float, alpha: float = 0.05) -> dict:
     if se == 0:  # every seed gave the same accuracy: the means are the whole story
         low = high = diff
         p = 0.0 if _claim_holds(diff, question, margin) else 1.0
+        p_opposite = 0.0 if _opposite_holds(diff, question, margin) else 1.0
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             low, high = (float(x) for x in cm.tconfint_diff(alpha=2 * alpha, usevar="unequal"))
             p = _p_value(a, b, cm, question, margin)
+            p_opposite = _p_opposite(cm, question, margin)
     # sd_pooled: sqrt(((n1-1) s1² + (n2-1) s2²) / (n1 + n2 - 2)), from statsmodels' pooled SE
     sd = float(cm.std_meandiff_pooledvar) / math.sqrt(1 / len(a) + 1 / len(b))
     return dict(question=question, margin=margin, alpha=alpha, seeds=len(a),
                 seeds_reference=len(b), accuracy=float(a.mean()),
                 accuracy_reference=float(b.mean()), difference=diff, confidence=1 - 2 * alpha,
-                ci_low=low, ci_high=high, p_value=p, sd_pooled=sd)
+                ci_low=low, ci_high=high, p_value=p, p_opposite=p_opposite, sd_pooled=sd)
 
 
 def _claim_holds(diff: float, question: str, margin: float) -> bool:
@@ -92,15 +115,37 @@ def _claim_holds(diff: float, question: str, margin: float) -> bool:
             "equivalent": -margin < diff < margin}[question]
 
 
+def _opposite_holds(diff: float, question: str, margin: float) -> bool:
+    return {"worse": diff > 0, "better": diff < 0, "not worse": diff < -margin,
+            "equivalent": abs(diff) > margin}[question]
+
+
+def _welch_p(cm: CompareMeans, alternative: str, value: float) -> float:
+    """Welch's one-sided p-value of d against ``value`` (statsmodels); NaN reads as 1."""
+    p = float(cm.ttest_ind(alternative=alternative, usevar="unequal", value=value)[1])
+    return 1.0 if math.isnan(p) else p
+
+
+def _p_opposite(cm: CompareMeans, question: str, margin: float) -> float:
+    """The p-value of the question's opposite (``OPPOSITE``): the one-sided test of the far
+    side of the same boundary; for "different", the smaller of the tests beyond +δ and -δ,
+    doubled (Bonferroni: either direction may be the one that comes out)."""
+    if question == "equivalent":
+        return min(1.0, 2 * min(_welch_p(cm, "larger", margin),
+                                _welch_p(cm, "smaller", -margin)))
+    alternative, value = {"worse": ("larger", 0.0), "better": ("smaller", 0.0),
+                          "not worse": ("smaller", -margin)}[question]
+    return _welch_p(cm, alternative, value)
+
+
 def _p_value(a, b, cm: CompareMeans, question: str, margin: float) -> float:
     """The question's Welch p-value (statsmodels); NaN, which nothing proves, reads as 1."""
     if question == "equivalent":
         p = float(ttost_ind(a, b, -margin, margin, usevar="unequal")[0])
-    else:
-        alternative, value = {"worse": ("smaller", 0.0), "better": ("larger", 0.0),
-                              "not worse": ("larger", -margin)}[question]
-        p = float(cm.ttest_ind(alternative=alternative, usevar="unequal", value=value)[1])
-    return 1.0 if math.isnan(p) else p
+        return 1.0 if math.isnan(p) else p
+    alternative, value = {"worse": ("smaller", 0.0), "better": ("larger", 0.0),
+                          "not worse": ("larger", -margin)}[question]
+    return _welch_p(cm, alternative, value)
 
 
 def holm(pvalues) -> list[float]:
@@ -113,9 +158,13 @@ def holm(pvalues) -> list[float]:
     return [float(p) for p in multipletests(pvalues, method="holm")[1]]
 
 
-def read(question: str, p_adjusted: float, alpha: float) -> str:
-    """The claim of ``question`` when its adjusted p is below α, else "inconclusive"."""
-    return READINGS[question] if p_adjusted < alpha else INCONCLUSIVE
+def read(question: str, p_adjusted: float, alpha: float, p_opposite_adjusted: float = 1.0) -> str:
+    """The claim of ``question`` when its adjusted p is below α, else its opposite
+    (``OPPOSITE``) when the opposite's adjusted p is, else "inconclusive". (The two cannot both
+    be below α < 0.5: their tests reject on the two sides of one boundary.)"""
+    if p_adjusted < alpha:
+        return READINGS[question]
+    return OPPOSITE[question] if p_opposite_adjusted < alpha else INCONCLUSIVE
 
 
 def _one_sided(question: str, level: float) -> tuple[float, float]:

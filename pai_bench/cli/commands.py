@@ -1,7 +1,7 @@
 """What each CLI command does: turn parsed arguments into library calls, and print.
 
 Below ``pai_bench.cli.parser`` (which only parses) and above the library: everything done here is a
-plain Python call too (``pai_bench.pipeline.runner.execute``, ``sweep.run_sweep``,
+plain Python call too (``pai_bench.pipeline.runner.execute``, ``run_sweep``,
 ``experiments.reproduce``, ``report.tables``/``figures``).
 """
 
@@ -12,10 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from pai_bench import console
+from pai_bench import console, paths
 from pai_bench.sweeps import experiments
 from pai_bench.sweeps.sweep import axes, load_spec, run_sweep
-from pai_bench import paths
 from pai_bench.analysis import report
 from pai_bench.pipeline import runner
 from pai_bench.config import RunConfig, entry_defaults
@@ -23,13 +22,17 @@ from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.pipeline.export import export_run
+from pai_bench import judge as judging
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
+from pai_bench.methods.base import option_fields as option_fields_of
 from pai_bench.methods.given import GivenMasks, read_mask_file
 from pai_bench.models import MODELS
 from pai_bench.options import RunOptions, from_kwargs, option_fields
 from pai_bench.pipeline.plan import make_plan
 from pai_bench.precision import resolve
+from pai_bench.reference import reference_rows, write_reference
+from pai_bench.analysis.results import load_runs
 from pai_bench.sanity_checks import CHECKS
 
 
@@ -155,37 +158,72 @@ def _report_sweep(results: list[dict]) -> int:
 
 
 def reproduce(args) -> int:
+    if args.show:  # what would run, as files a user can edit and sweep
+        plugins = options_from_args(args, RunOptions, "reproduce").plugins
+        load_cli_plugins(plugins)
+        print(experiments.show(args.name, args.scale, args.methods, plugins))
+        return 0
     options = run_options(args, "reproduce")
     executor = options_from_args(args, ExecutorOptions, "reproduce")
-    results, out = experiments.reproduce(args.name, args.scale, options, executor, out=args.out)
+    results, out = experiments.reproduce(args.name, args.scale, options, executor, out=args.out,
+                                         methods=args.methods)
     print(f"[pai-bench] tables and figures in {out}")
     return _report_sweep(results)
 
 
-def results_dir(args) -> Path:
-    return args.results_dir or paths.default_results_dir()
+def results_dirs(args) -> list[Path]:
+    """The ``--results-dir`` folders (repeatable); none given: the default one, unless
+    ``--reference`` files are all that is read."""
+    if args.results_dir:
+        return list(args.results_dir)
+    return [] if getattr(args, "reference", None) else [paths.default_results_dir()]
 
 
-def report_folders(args) -> tuple[Path, Path]:
+def report_folders(args) -> tuple[list[Path], Path]:
     """``table``'s and ``plot``'s folders, checked alike before anything is read or written:
-    the results folder (it must exist), the output folder (it must be writable), then at least
-    one stored run (a ConfigError "no runs in <folder>" otherwise)."""
-    results = report.results_folder(results_dir(args))
-    out = args.out or results / "report"
+    the results folders (each must exist), the output folder (it must be writable), then at
+    least one stored run among the folders and ``--reference`` files (a ConfigError "no runs in
+    <folder>" otherwise)."""
+    folders = [report.results_folder(d) for d in results_dirs(args)]
+    if args.out is None and not folders:
+        raise ConfigError("--out is needed when only --reference files are read (no "
+                          "--results-dir to write the report under)")
+    out = args.out or folders[0] / "report"
     check_writable_dir(out)
-    return report.require_runs(results), out
+    return report.require_runs(folders, args.reference), out
 
 
 def table(args) -> int:
     results, out = report_folders(args)
-    print(report.tables(results, out, args.latex))
+    print(report.tables(results, out, args.latex, references=args.reference))
     return 0
 
 
 def plot(args) -> int:
     results, out = report_folders(args)
-    files = report.figures(results, out, args.layer_sparsity)
+    files = report.figures(results, out, args.layer_sparsity, references=args.reference)
     print("\n".join(map(str, files)))
+    return 0
+
+
+def judge(args) -> int:
+    options = run_options(args, "reproduce")
+    executor = options_from_args(args, ExecutorOptions, "reproduce")
+    out = judging.judge(args.method, options, executor, level=args.level,
+                        references=args.reference, out=args.out)
+    print(f"[pai-bench] verdict card in {out / 'card.md'}")
+    return 0
+
+
+def reference_export(args) -> int:
+    """``reference export FOLDER... --out FILE``: every stored run of the folders, one row
+    each (``pai_bench.reference``)."""
+    folders = [report.results_folder(d) for d in args.results_dirs]
+    runs = load_runs(folders)
+    if runs.empty:
+        raise ConfigError(f"no runs in {', '.join(map(str, folders))}")
+    out = write_reference(reference_rows(runs), args.out)
+    print(f"[pai-bench] {len(runs)} runs of {', '.join(map(str, folders))} written to {out}")
     return 0
 
 
@@ -199,14 +237,23 @@ def list_all(args) -> int:
                            if p.strip()))
     families: dict[str, list] = {}
     for n, c in METHODS.items():  # each method says which section it belongs to
-        families.setdefault(c.family, []).append((n, c.description()))
+        families.setdefault(c.family, []).append((n, c.description() + _options_text(c)))
     sections = [*families.items(),
                 ("sanity checks (--check)", [(n, c.description) for n, c in CHECKS.items()]),
                 ("models", [(n, s.description) for n, s in MODELS.items()]),
                 ("datasets", [(n, s.description) for n, s in DATASETS.items()]),
-                ("experiments (reproduce)", [(n, "") for n in experiments.EXPERIMENTS.names()])]
+                ("experiments (reproduce NAME; --print shows its sweeps)",
+                 [(n, e.description) for n, e in experiments.EXPERIMENTS.items()])]
     for title, rows in sections:
         print(f"{title}:")
         for name, text in rows:
             print(f"  {name:26s} {text}")
     return 0
+
+
+def _options_text(cls) -> str:
+    """A method's options as ``list`` shows them: " (--method-arg: key=default, ...)"."""
+    fields = option_fields_of(cls)
+    if not fields:
+        return ""
+    return " (--method-arg: " + ", ".join(f"{f.name}={f.default}" for f in fields) + ")"

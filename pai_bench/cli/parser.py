@@ -69,6 +69,12 @@ def build_parser(config_cls: type = RunConfig,
                             "miniature for 2 CPU cores (default: %(default)s)")
     repro.add_argument("--out", type=Path,
                        help="tables and figures (default: <results-dir>/<scale>/<name>)")
+    repro.add_argument("--methods", type=_list_of(str), default=(), metavar="METHOD,...",
+                       help="add these methods (a plugin's with --plugin) to the experiment, "
+                            "in every sweep whose findings compare them")
+    repro.add_argument("--print", dest="show", action="store_true",
+                       help="print the experiment's sweeps as TOML sweep files and the command "
+                            "that runs them; run nothing")
     add_options(repro, "reproduce")
     repro.set_defaults(func=commands.reproduce)
 
@@ -76,8 +82,12 @@ def build_parser(config_cls: type = RunConfig,
                                                         "(and runs.csv: one row per run)"),
                              ("plot", commands.plot, "figures of every run in a results folder")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--results-dir", type=Path,
-                       help="where runs are stored (default: $PAI_BENCH_RESULTS, else ./results)")
+        p.add_argument("--results-dir", type=Path, action="append", default=None,
+                       help="where runs are stored (default: $PAI_BENCH_RESULTS, else "
+                            "./results); repeat it to read several folders together")
+        p.add_argument("--reference", type=Path, action="append", default=[], metavar="FILE",
+                       help="a reference file (`reference export`) read beside the folders; "
+                            "repeatable; its stale rows are listed and left out")
         p.add_argument("--out", type=Path, help="output folder (default: <results-dir>/report)")
         if name == "table":
             p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
@@ -85,6 +95,31 @@ def build_parser(config_cls: type = RunConfig,
             p.add_argument("--layer-sparsity", type=float, default=None,
                            help="sparsity of the per-layer density figure (default: highest)")
         p.set_defaults(func=func)
+
+    judge = sub.add_parser("judge", help="judge one method against the paper's questions: "
+                                         "the runs they need, then a verdict card")
+    judge.add_argument("--method", required=True,
+                       help="the method (a plugin's with --plugin MODULE)")
+    judge.add_argument("--level", choices=("quick", "full"), default="quick",
+                       help="quick: the design's 5 seeds; full: also the seeds 'not worse "
+                            "within δ' needs (default: %(default)s)")
+    judge.add_argument("--reference", type=Path, action="append", default=[], metavar="FILE",
+                       help="reference results (`reference export`): runs found there are not "
+                            "trained again; repeatable")
+    judge.add_argument("--out", type=Path,
+                       help="the card's folder (default: <results-dir>/judge/<method>-<level>)")
+    add_options(judge, "reproduce")
+    judge.set_defaults(func=commands.judge)
+
+    ref = sub.add_parser("reference", help="reference results: stored runs as one CSV file")
+    actions = ref.add_subparsers(dest="action", required=True)
+    ref_export = actions.add_parser("export", help="write every stored run of results folders "
+                                                   "as one row of a reference file")
+    ref_export.add_argument("results_dirs", type=Path, nargs="+", metavar="RESULTS_DIR",
+                            help="the results folders whose runs are written")
+    ref_export.add_argument("--out", type=Path, required=True, metavar="FILE",
+                            help="the reference file (CSV), e.g. results/reference/cpu.csv")
+    ref_export.set_defaults(func=commands.reference_export)
 
     exp = sub.add_parser("export", help="write a finished run's trained sparse network")
     exp.add_argument("run", type=Path, help="the run's folder (results/runs/<method>-<hash>)")

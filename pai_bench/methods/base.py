@@ -72,6 +72,9 @@ class Method:
     family: ClassVar[str] = "methods at initialization"  # its section of `list`
     takes_prune_at: ClassVar[bool] = True  # a sweep's prune-at points apply to it
     rewinds: ClassVar[bool] = False  # --rewind-iter applies to it
+    # Sanity checks whose runs are this method again, in distribution (random pruning shuffled
+    # is random pruning): their comparisons answer no question and join no verdict family.
+    unchanged_by: ClassVar[tuple[str, ...]] = ()
     # How figures draw it, the same in every figure (None: a deterministic pick from the name).
     color: ClassVar[str | None] = None
     marker: ClassVar[str | None] = None

@@ -15,6 +15,9 @@ class Random(Scorer):
 
     name = "random"
     needs_data = False
+    # shuffled, reinitialized (a fresh draw of the same init) or inverted (1 - a uniform score
+    # is uniform): random pruning again
+    unchanged_by = ("shuffle", "reinit", "invert")
     color, marker = "tab:gray", "o"
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:

@@ -51,7 +51,8 @@ from pai_bench.config import RunConfig, dense_config
 from pai_bench.analysis.design import Miniature, Plan, power_table
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
-from pai_bench.methods import make_method
+from pai_bench.extend import add_methods, experiment_toml
+from pai_bench.methods import load_plugins, make_method
 from pai_bench.analysis.findings import (CONTESTED_FINDINGS, MARGIN_POINTS, PAPER_FINDINGS, SHUFFLED, Finding,
                                 select)
 from pai_bench.options import RunOptions
@@ -149,12 +150,14 @@ def _paper(methods, checks=("none",), prune_at=(0,)) -> list[SweepSpec]:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A named experiment: its sweeps at each scale ("paper", "cpu") and the paper's findings
-    its verdicts test (``pai_bench.analysis.findings``: each a question, a margin, a family)."""
+    """A named experiment: its sweeps at each scale ("paper", "cpu"), the paper's findings
+    its verdicts test (``pai_bench.analysis.findings``: each a question, a margin, a family) and a
+    one-line ``description`` (``list``)."""
 
     name: str
     scales: dict[str, list[SweepSpec]]
     findings: tuple[Finding, ...] = PAPER_FINDINGS
+    description: str = ""
 
 
 EXPERIMENTS: Registry[Experiment] = Registry("experiment")
@@ -165,14 +168,16 @@ EXPERIMENTS.register(Experiment("main", {
     # need leave no room for them in the 75 minutes of ``main`` + ``ablations``.
     "cpu": [SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES[1:],
                       seeds=CPU_SEEDS, run=CPU_RUN)],
-}, findings=select("a", "e")))
+}, findings=select("a", "e"), description="the paper's methods at initialization against random "
+   "pruning and the after-training baselines (findings a, e)"))
 
 EXPERIMENTS.register(Experiment("ablations", {
     "paper": _paper(PAI_METHODS[1:] + SUCCESSORS + AFTER_TRAINING_PAPER, checks=CHECKS),
     "cpu": [SweepSpec(methods=("magnitude", "snip", "grasp", "synflow", "ltr"),
                       sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS, checks=CHECKS,
                       run=CPU_RUN)],
-}, findings=select("b", "c", "d", "invert", "other checks")))
+}, findings=select("b", "c", "d", "invert", "other checks"), description="the sanity checks: "
+   "shuffled, reinitialized and inverted masks against the unmodified method (b, c, d)"))
 
 # The methods after the paper and their sanity checks (paper scale: their "none" runs are
 # main's); at CPU scale beside the paper's methods and the after-training baselines at 50% and
@@ -185,7 +190,8 @@ EXPERIMENTS.register(Experiment("successors", {
                       run=CPU_RUN),
             SweepSpec(methods=PAI_METHODS + AFTER_TRAINING, sparsities=CPU_SPARSITIES,
                       seeds=CPU_SEEDS, run=CPU_RUN)],
-}, findings=select("a", "d", "e", "invert", "other checks")))
+}, findings=select("a", "d", "e", "invert", "other checks"), description="the methods after "
+   "the paper (iterative SNIP, FORCE, ProsPr, NTK-SAP, PHEW) and their sanity checks"))
 
 # The "not worse" findings with the seeds they need (``design_table``: 13 to 15 at CPU scale,
 # planned for no effect): the checks of finding "d" and GraSP's inversion of "c". At CPU scale
@@ -199,7 +205,8 @@ EXPERIMENTS.register(Experiment("noninferiority", {
                       run=CPU_RUN),
             SweepSpec(methods=("grasp",), sparsities=CPU_SPARSITIES[1:],
                       seeds=NONINFERIORITY_SEEDS, checks=("invert",), run=CPU_RUN)],
-}, findings=select("c", "d")))
+}, findings=select("c", "d"), description="the 'not worse within δ' findings (d, GraSP's "
+   "half of c) with the 15 seeds they need at CPU scale"))
 
 # The after-training baselines are listed too (main's runs when it is stored): finding
 # "a-early" compares the methods pruned after k steps with them.
@@ -211,20 +218,36 @@ EXPERIMENTS.register(Experiment("early", {
                       prune_at=(0, 50, 100, 200), run=CPU_RUN),
             SweepSpec(methods=AFTER_TRAINING, sparsities=CPU_SPARSITIES[1:], seeds=CPU_SEEDS,
                       run=CPU_RUN)],
-}, findings=select("a", "a-early", "e")))
+}, findings=select("a", "a-early", "e"), description="methods pruned after k steps of "
+   "training against the after-training baselines (a-early)"))
 
 
-def experiment(name: str, scale: str) -> list[SweepSpec]:
-    """The sweeps of experiment ``name`` at ``scale`` ("paper" or "cpu")."""
-    scales = EXPERIMENTS.get(name).scales
-    if scale not in scales:
-        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(scales)}")
-    return scales[scale]
+def experiment(name: str, scale: str, methods: tuple[str, ...] = ()) -> list[SweepSpec]:
+    """The sweeps of experiment ``name`` at ``scale`` ("paper" or "cpu"), with ``methods``
+    (registered names: a plugin's once imported) added where its findings compare them
+    (``extend.add_methods``)."""
+    exp = EXPERIMENTS.get(name)
+    if scale not in exp.scales:
+        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(exp.scales)}")
+    if not methods:
+        return exp.scales[scale]
+    return add_methods(exp.scales[scale], exp.findings, tuple(methods), MARGIN_POINTS[scale])
 
 
-def configs(name: str, scale: str) -> list[RunConfig]:
-    """Every run of experiment ``name`` at ``scale``."""
-    return [c for spec in experiment(name, scale) for c in spec.configs()]
+def configs(name: str, scale: str, methods: tuple[str, ...] = ()) -> list[RunConfig]:
+    """Every run of experiment ``name`` at ``scale`` (with ``methods`` added)."""
+    return [c for spec in experiment(name, scale, methods) for c in spec.configs()]
+
+
+def show(name: str, scale: str, methods: tuple[str, ...] = (),
+         plugins: tuple[str, ...] = ()) -> str:
+    """Experiment ``name``'s sweeps at ``scale`` (with ``methods``) as the TOML files and the
+    command that run them: what ``reproduce NAME --print`` prints."""
+    flags = "".join(f" --plugin {p}" for p in plugins)
+    exp = EXPERIMENTS.get(name)
+    return experiment_toml(experiment(name, scale, methods),
+                           f"experiment {name!r} at scale {scale!r} ({exp.description})",
+                           f"python -m pai_bench sweep --config FILE{flags}")
 
 
 def design_table(name: str, miniature: Miniature | None = None,
@@ -253,12 +276,16 @@ def trainings(names: tuple[str, ...], scale: str = "cpu") -> int:
 
 def reproduce(name: str, scale: str, options: RunOptions,
               executor: ExecutorOptions = ExecutorOptions(),
-              out: Path | str | None = None) -> tuple[list[dict], Path]:
-    """Run experiment ``name`` (resumable, like any sweep) and write its tables and figures to
-    ``out`` (default ``<results_dir>/<scale>/<name>``). Returns the results of the runs done
-    this time and the report folder."""
+              out: Path | str | None = None,
+              methods: tuple[str, ...] = ()) -> tuple[list[dict], Path]:
+    """Run experiment ``name`` (resumable, like any sweep), with ``methods`` added where its
+    findings compare them (a plugin's: ``options.plugins`` imports it), and write its tables
+    and figures to ``out`` (default ``<results_dir>/<scale>/<name>``). Returns the results of
+    the runs done this time and the report folder."""
     options = options.resolved()
-    runs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs(name, scale)))
+    load_plugins(options.plugins)  # the added methods may be the plugins'
+    runs = list(dict.fromkeys(resolve(c, options.torch_device)
+                              for c in configs(name, scale, tuple(methods))))
     sized_for = CPU_SIZED_FOR if scale == "cpu" else None
     results = run_sweep(runs, options, executor, sized_for=sized_for)
     out = Path(out) if out is not None else options.results_dir / scale / name
@@ -366,4 +393,5 @@ EXPERIMENTS.register(Experiment("contested", {
                               checked=PAPER_SPARSITIES),
     "cpu": contested_sweeps((CPU_MLP, CPU_VIT), (CPU_RUN,), CPU_SPARSITIES, CONTESTED_SEEDS,
                             SHUFFLED, checked=CPU_SPARSITIES[1:]),
-}, findings=CONTESTED_FINDINGS))
+}, findings=CONTESTED_FINDINGS, description="the objections to the paper: shuffling on an MLP "
+   "and a ViT, compute-matched budgets, magnitude = random, the ViT"))

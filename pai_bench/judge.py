@@ -1,0 +1,181 @@
+"""One method, judged: the runs the paper's questions need for it, the references taken from
+reference rows where they are, and a verdict card (Markdown + CSV).
+
+The questions (``JUDGE_FAMILIES``, the paper's findings as ``pai_bench.analysis.findings`` declares
+them): is the method better than random pruning (e)? worse than magnitude pruning after
+training and lottery-ticket rewinding (a)? not worse (within δ) shuffled or reinitialized, i.e.
+does it only learn per-layer densities (d)? worse inverted, i.e. does its ranking inform
+(invert)? Each is answered as the report answers it (``results.verdicts``: Welch tests, Holm
+within the family), on the method's comparisons alone, so its families hold only its rows.
+
+Two levels (``LEVELS``): ``quick``, the design's seeds for every group (``CPU_SEEDS``: what the
+"worse" and "better" questions need at the CPU scale's noise, ``experiments.design_table``);
+``full``, the seeds that "not worse within δ" needs for the method and its shuffled and
+reinitialized runs (``design.seeds_needed``, planned for no effect). Runs already stored, or
+present in a reference file (``--reference``), are not trained again; the rest run as one
+resumable sweep. Reference rows made on another machine are used only after a calibration here
+shows this machine's accuracies equivalent to theirs (``pai_bench.calibration``); otherwise the
+references are trained here, and the card says why. Not built yet: the paper scale.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pai_bench.analysis import plots
+from pai_bench.calibration import (CALIBRATED, Calibration, calibrate, calibration_configs,
+                                   foreign)
+from pai_bench.config import RunConfig
+from pai_bench.analysis.design import family_sizes, seeds_needed
+from pai_bench.errors import ConfigError
+from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.sweeps.experiments import (AFTER_TRAINING, CPU_MINIATURE, CPU_PLANS, CPU_RUN, CPU_SEEDS,
+                                   CPU_SPARSITIES, PAI_METHODS)
+from pai_bench.analysis.findings import MARGIN_POINTS, select
+from pai_bench.io import atomic_write_text
+from pai_bench.methods import METHODS, load_plugins
+from pai_bench.options import RunOptions
+from pai_bench.precision import machine, resolve
+from pai_bench.analysis.results import load_runs, verdicts
+from pai_bench.sweeps.sweep import SweepSpec, run_sweep
+from pai_bench.analysis.table import markdown, readable_verdicts
+
+JUDGE_FAMILIES = ("a", "d", "e", "invert")
+JUDGE_CHECKS = ("none", "shuffle", "reinit", "invert")
+LEVELS = ("quick", "full")
+REFERENCES = ("random", *AFTER_TRAINING)  # the methods the questions compare with
+
+
+@dataclass(frozen=True)
+class Design:
+    """Where a method is judged: the shared settings, the sparsity, the seeds of the quick
+    level, the measured seed-to-seed SD and the margin δ (points). Default: the CPU scale."""
+
+    run: dict = dataclasses.field(default_factory=lambda: dict(CPU_RUN))
+    sparsity: float = CPU_SPARSITIES[-1]
+    seeds: tuple[int, ...] = CPU_SEEDS
+    sd_points: float = CPU_MINIATURE.sd_points
+    margin_points: float = MARGIN_POINTS["cpu"]
+
+
+def full_seeds(design: Design, method: str) -> tuple[int, ...]:
+    """The seeds "not worse within δ" needs for ``method``'s shuffle and reinit checks (finding
+    d, planned for no effect: ``experiments.CPU_PLANS``), never fewer than the quick level's."""
+    plan = next(p for p in CPU_PLANS if (p.family, p.question) == ("d", "not worse"))
+    one_seed = [c for s in sweeps(method, design, "quick") for c in s.configs()
+                if c.seed == design.seeds[0]]
+    m = family_sizes(one_seed, select(*JUDGE_FAMILIES), design.margin_points)["d"]
+    need = seeds_needed(plan, design.sd_points, design.margin_points, max(m, 1))
+    n = max(need or 0, len(design.seeds))
+    return tuple(range(n))
+
+
+def sweeps(method: str, design: Design, level: str = "quick") -> list[SweepSpec]:
+    """The runs of ``method``'s card: the method and its checks, the references beside it."""
+    if level not in LEVELS:
+        raise ConfigError(f"unknown level {level!r}; valid levels: {', '.join(LEVELS)}")
+    if METHODS.get(method).after_training:
+        raise ConfigError(f"judge compares a method at initialization with the after-training "
+                          f"baselines; {method!r} prunes after training")
+    common = dict(sparsities=(design.sparsity,), run=design.run)
+    specs = [SweepSpec(methods=(method,), seeds=design.seeds, checks=JUDGE_CHECKS, **common),
+             SweepSpec(methods=REFERENCES, seeds=design.seeds, **common)]
+    if level == "full":
+        seeds = full_seeds(design, method)
+        specs.append(SweepSpec(methods=(method,), seeds=seeds, checks=("none", "shuffle",
+                                                                       "reinit"), **common))
+    return specs
+
+
+def judge(method: str, options: RunOptions, executor: ExecutorOptions = ExecutorOptions(),
+          *, level: str = "quick", references=(), design: Design = Design(),
+          out: Path | str | None = None) -> Path:
+    """Judge ``method``: run what is missing (stored runs and reference rows are not trained
+    again), then write its card (``card.md``, ``card.csv`` and the figures) to ``out``
+    (default ``<results_dir>/judge/<method>-<level>``). Returns the card's folder."""
+    options = options.resolved()
+    load_plugins(options.plugins)
+    configs = list(dict.fromkeys(resolve(c, options.torch_device)
+                                 for s in sweeps(method, design, level) for c in s.configs()))
+    calibration = calibrated(configs, options, executor, references, design)
+    references = tuple(references) if calibration.used else ()
+    given = load_runs([], configs=configs, references=references) if references else None
+    have = set() if given is None or given.empty else set(given["hash"])
+    todo = [c for c in configs if c.hash() not in have]
+    if todo:
+        run_sweep(todo, options, executor)
+    out = Path(out) if out is not None else options.results_dir / "judge" / f"{method}-{level}"
+    runs = load_runs([options.results_dir], configs=configs, references=references)
+    paper = [resolve(RunConfig(method=m, sparsity=design.sparsity, seed=seed, **design.run),
+                     options.torch_device) for m in (*PAI_METHODS, *AFTER_TRAINING)
+             for seed in design.seeds]
+    drawn = load_runs([options.results_dir], configs=configs + paper, references=references)
+    drawn = drawn[drawn["check"] == "none"]
+    write_card(method, level, runs, drawn, design, out, calibration)
+    return out
+
+
+def calibrated(configs: list[RunConfig], options: RunOptions, executor: ExecutorOptions,
+               references, design: Design) -> Calibration:
+    """Whether the reference rows of ``configs`` may be used here (``pai_bench.calibration``):
+    rows made on this machine, yes; rows made elsewhere, after a calibration run here."""
+    rows = load_runs([], configs=configs, references=references) if references else None
+    if rows is None or rows.empty:
+        return Calibration(False, "no reference rows of these runs: every run is trained here")
+    here = machine(options.torch_device)
+    if not foreign(rows, here):
+        return Calibration(True, f"every reference row used was made on this machine ({here})")
+    base = next(c for c in configs if c.method == CALIBRATED)
+    runs = calibration_configs(base, design.sd_points, design.margin_points)
+    run_sweep(runs, options, executor)
+    return calibrate(load_runs([options.results_dir], configs=runs),
+                     load_runs([], configs=runs, references=references),
+                     design.margin_points, here)
+
+
+def _seeds(runs: pd.DataFrame, method: str) -> str:
+    counts = runs[runs["method"] == method].groupby("check").size()
+    return ", ".join(f"{check} {n}" for check, n in counts.items())
+
+
+def card_rows(method: str, runs: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """The verdicts of ``method``'s comparisons, every family holding only its rows."""
+    v = verdicts(runs, findings=select(*JUDGE_FAMILIES), margin_points=design.margin_points)
+    return v[v["method"] == method].reset_index(drop=True) if len(v) else v
+
+
+def write_card(method: str, level: str, runs: pd.DataFrame, drawn: pd.DataFrame,
+               design: Design, out: Path, calibration: Calibration) -> Path:
+    """``card.md``, ``card.csv`` and the figures of ``method`` in ``out``: the verdicts of
+    ``runs``; the figures draw ``drawn`` (the method among every method of its setting)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = card_rows(method, runs, design)
+    atomic_write_text(out / "card.csv", rows.to_csv(index=False))
+    mine = runs[(runs["method"] == method) & (runs["check"] == "none")]
+    sources = sorted(set(runs["source"])) if "source" in runs else []
+    machines = sorted(set(runs["machine"].dropna())) if "machine" in runs else []
+    lines = [f"# {method}, judged ({level} level)", "",
+             f"Setting: {design.run}, sparsity {design.sparsity:g}, δ = "
+             f"{design.margin_points:g} points. Seeds per group: {_seeds(runs, method)}.",
+             f"Runs from: {', '.join(sources)}. Machines: "
+             f"{'; '.join(machines) or 'not recorded'}.", "",
+             f"Calibration: {calibration.why}.", ""]
+    if len(mine):
+        lines.append(f"Cost of one run (mean over seeds): {mine['seconds'].mean():.1f} s, "
+                     f"{mine['train_macs'].mean():.3g} training MACs, accuracy "
+                     f"{100 * mine['test_accuracy'].mean():.2f}%.")
+    lines += ["", "## Questions", "",
+              markdown(readable_verdicts(rows)) if len(rows) else "no comparison has the "
+              "seeds for a verdict yet", "",
+              "`detectable` is what these seeds could detect with 80% power; an inconclusive "
+              "row says how many seeds would settle it. The full level runs the 'not worse' "
+              "questions with the seeds they need.", ""]
+    files = plots.accuracy_vs_sparsity(drawn, out) + plots.layer_densities(
+        out, drawn, design.sparsity, out)  # each run's layer report from its own folder
+    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in files if f.suffix == ".png"]
+    atomic_write_text(out / "card.md", "\n".join(lines))
+    return out

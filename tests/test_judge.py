@@ -1,0 +1,105 @@
+"""``judge``: one method's runs planned from the design, references taken from reference rows
+(not trained again), and a verdict card whose readings equal those of references trained here."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pai_bench import judge as judging
+from pai_bench.cli.parser import main
+from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.options import RunOptions
+from pai_bench.reference import reference_rows, write_reference
+from pai_bench.analysis.results import load_runs
+from pai_bench.sweeps.sweep import run_sweep
+from pai_bench.analysis.verdicts import seeds_to_settle
+
+TINY = judging.Design(run=dict(model="mlp", dataset="synthetic", batch_size=32, subset=320,
+                               test_subset=100, epochs=1, precision="fp32"),
+                      sparsity=0.9, seeds=(0, 1, 2))
+
+
+def options(results: Path) -> RunOptions:
+    return RunOptions(results_dir=results, progress=False, threads=1)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """A reference file of the paper's references (random, magnitude after training, LTR) in
+    TINY's setting, written by the tool from runs stored elsewhere."""
+    root = tmp_path_factory.mktemp("judge")
+    spec = judging.sweeps("snip", TINY)[1]
+    assert spec.methods == judging.REFERENCES
+    run_sweep(spec.configs(), options(root / "paper"), ExecutorOptions())
+    runs = load_runs(root / "paper")
+    return write_reference(reference_rows(runs), root / "reference.csv")
+
+
+def test_the_quick_and_full_levels_take_their_seeds_from_the_design():
+    quick = judging.sweeps("snip", judging.Design(), "quick")
+    assert {c.seed for s in quick for c in s.configs()} == set(range(5))
+    full = judging.sweeps("snip", judging.Design(), "full")
+    # "not worse within 2 points" at SD 1.52 for no effect, m = 2 (shuffle, reinit): n seeds
+    n = seeds_to_settle(0.0, 0.0152, "not worse", 0.02, 0.05, family_size=2)
+    assert n > 5 and full[-1].seeds == tuple(range(n))
+    assert full[-1].checks == ("none", "shuffle", "reinit")
+
+
+def test_judge_takes_references_from_rows_and_reads_as_if_trained_here(reference, tmp_path,
+                                                                       capsys):
+    card = judging.judge("snip", options(tmp_path / "mine"), references=[reference],
+                         design=TINY, out=tmp_path / "card")
+    trained = load_runs(tmp_path / "mine")
+    assert set(trained["method"]) == {"snip"}  # the references came from the file
+    assert len(trained) == 4 * 3  # none, shuffle, reinit, invert x 3 seeds
+    rows = pd.read_csv(card / "card.csv")
+    assert (rows["method"] == "snip").all()
+    assert rows.groupby("family").size().to_dict() == {"a": 2, "d": 2, "e": 1, "invert": 1}
+    text = (card / "card.md").read_text()
+    assert "# snip, judged (quick level)" in text and "## Questions" in text
+    assert str(reference) in text and "![accuracy_vs_sparsity_mlp]" in text
+    # the same comparisons with the references trained here read the same
+    here = judging.judge("snip", options(tmp_path / "all"), design=TINY, out=tmp_path / "card2")
+    assert set(load_runs(tmp_path / "all")["method"]) == {"snip", *judging.REFERENCES}
+    local = pd.read_csv(here / "card.csv")
+    columns = ["family", "check", "reference", "reading", "difference", "ci_low", "ci_high"]
+    assert local[columns].equals(rows[columns])
+
+
+def test_judge_refuses_an_after_training_method_by_name(tmp_path, capsys):
+    assert main(["judge", "--method", "ltr", "--results-dir", str(tmp_path)]) == 2
+    assert "'ltr' prunes after training" in capsys.readouterr().err
+
+
+def moved(reference: Path, tmp_path: Path, shift: float) -> Path:
+    """The reference file as if made on another machine, its accuracies shifted by ``shift``
+    (a fraction; the hashes stay valid: accuracy is no part of a configuration)."""
+    table = pd.read_csv(reference, dtype=object, keep_default_na=False)
+    table["machine"] = "Another CPU (AMX)"
+    table["test_accuracy"] = [f"{float(a) + shift:.6f}" for a in table["test_accuracy"]]
+    path = tmp_path / "elsewhere.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_a_calibration_that_fails_makes_judge_train_the_references_here(reference, tmp_path):
+    card = judging.judge("snip", options(tmp_path / "mine"),
+                         references=[moved(reference, tmp_path, +0.3)], design=TINY,
+                         out=tmp_path / "card")
+    assert set(load_runs(tmp_path / "mine")["method"]) == {"snip", *judging.REFERENCES}
+    text = (card / "card.md").read_text()
+    assert "Calibration: random here (" in text and "against the reference rows (Another CPU" in text
+    assert "different, so the references are trained here" in text
+
+
+def test_a_calibration_that_passes_uses_the_references(reference, tmp_path):
+    wide = judging.Design(run=TINY.run, sparsity=0.9, seeds=(0, 1, 2), sd_points=5.0,
+                          margin_points=40.0)  # seeds noisy, margin wide: equivalence shown
+    card = judging.judge("snip", options(tmp_path / "mine"),
+                         references=[moved(reference, tmp_path, 0.0)], design=wide,
+                         out=tmp_path / "card")
+    trained = set(load_runs(tmp_path / "mine")["method"])
+    assert trained == {"snip", "random"}  # random: the calibration; the rest from the file
+    assert "equivalent (within ±δ) at δ = 40 points: the references are used" in (
+        card / "card.md").read_text()
