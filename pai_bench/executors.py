@@ -96,9 +96,11 @@ class Executor:
         return self.workers
 
     def run(self, todo: list[RunConfig], options: RunOptions, on_finish: Callable,
-            say=print) -> None:
+            say=print, plans: dict | None = None) -> None:
         """Run ``todo`` with ``options`` (those of a worker: ``RunOptions.for_worker``);
-        ``on_finish(config, summary, t0)`` as each finishes."""
+        ``on_finish(config, summary, t0)`` as each finishes. ``plans``: {config: its plan}
+        as the sweep's process prepared it, for runs in that same process (another process
+        prepares its run itself: ``worker.run_one``)."""
         raise NotImplementedError
 
 
@@ -173,11 +175,11 @@ class LocalExecutor(Executor):
             raise ConfigError("--ray-address applies to --executor ray")
         return f"with {self.workers} worker(s)"
 
-    def run(self, todo, options, on_finish, say=print) -> None:
+    def run(self, todo, options, on_finish, say=print, plans: dict | None = None) -> None:
         if self.workers <= 1 and self.slots is None:
             for c in todo:
                 t0 = time.perf_counter()
-                on_finish(c, run_one(c, options), t0)
+                on_finish(c, run_one(c, options, (plans or {}).get(c)), t0)
             return
         queue, stalled = list(todo), 0
         while queue:  # a pool whose worker died is replaced by a fresh one

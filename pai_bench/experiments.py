@@ -55,10 +55,10 @@ from pai_bench.methods import make_method
 from pai_bench.findings import (CONTESTED_FINDINGS, MARGIN_POINTS, PAPER_FINDINGS, SHUFFLED, Finding,
                                 select)
 from pai_bench.options import RunOptions
-from pai_bench.precision import resolve
+from pai_bench.prepare import setup
 from pai_bench.recipes import PRUNE_EARLY_STEPS
 from pai_bench.registry import Registry
-from pai_bench.sweeps import SweepSpec, run_sweep
+from pai_bench.sweeps import SweepSpec, prepare_all, run_plans
 
 PAI_METHODS = ("random", "magnitude", "snip", "grasp", "grasp_abs", "synflow")
 # The methods at initialization that came after the paper (methods/progressive.py, prospr.py,
@@ -257,10 +257,11 @@ def reproduce(name: str, scale: str, options: RunOptions,
     """Run experiment ``name`` (resumable, like any sweep) and write its tables and figures to
     ``out`` (default ``<results_dir>/<scale>/<name>``). Returns the results of the runs done
     this time and the report folder."""
-    options = options.resolved()
-    runs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs(name, scale)))
+    options = setup(options)
+    plans = prepare_all(configs(name, scale), options)  # each config prepared once, here
+    runs = [p.config for p in plans]
     sized_for = CPU_SIZED_FOR if scale == "cpu" else None
-    results = run_sweep(runs, options, executor, sized_for=sized_for)
+    results = run_plans(plans, options, executor, sized_for=sized_for)
     out = Path(out) if out is not None else options.results_dir / scale / name
     options.say(report.write_report(options.results_dir, out, latex=True,
                                     configs=with_random_reference(runs),

@@ -29,15 +29,15 @@ from pai_bench.artifacts import (read_layer_report, read_masks, read_summary,
 from pai_bench.callbacks import LOGGERS, Checkpointer, MetricRows, Progress, StepTimer
 from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
-from pai_bench.device import torch_threads, use_device
+from pai_bench.device import torch_threads
 from pai_bench.effective import effective_masks, effective_summary
 from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest,
                           to_host)
 from pai_bench.masks import Masks
-from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
-from pai_bench.plan import Plan, load_data, make_plan
-from pai_bench.precision import machine, resolve
+from pai_bench.plan import Plan, load_data
+from pai_bench.precision import machine
+from pai_bench.prepare import prepare_run
 from pai_bench.scoring import compute_masks
 from pai_bench.seeding import generator
 from pai_bench.train import Diverged, evaluate, train
@@ -66,11 +66,8 @@ def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> di
     loop. ``precision="auto"`` is resolved for the device first: the run is named by the
     precision it uses. Another process asking for the same run waits for it and returns its
     stored summary: a run is never trained twice at once."""
-    options = options.resolved()
-    use_device(options.torch_device)  # set_device and cuDNN's flags on CUDA (pai_bench.device)
-    load_plugins(options.plugins)
-    config = resolve(config, options.torch_device)
-    return execute_plan(make_plan(config), options, callbacks)
+    plan, options = prepare_run(config, options)  # the one front door (pai_bench.prepare)
+    return execute_plan(plan, options, callbacks)
 
 
 def execute_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:

@@ -33,10 +33,10 @@ from pai_bench import ray_executor  # noqa: F401  (registers the "ray" executor)
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, StorageError
 from pai_bench.executors import EXECUTORS, ExecutorOptions
-from pai_bench.methods import METHODS, load_plugins
+from pai_bench.methods import METHODS
 from pai_bench.options import RunOptions
-from pai_bench.plan import make_plan
-from pai_bench.precision import resolve
+from pai_bench.plan import Plan
+from pai_bench.prepare import prepare, setup
 from pai_bench.runner import stored_summary
 
 
@@ -137,15 +137,30 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
     processes, or a Ray cluster). Before starting, says what is left and how long it will take
     here (a quick measured throughput, compared with ``sized_for`` images/s per worker when
     given)."""
-    options = options.resolved()
-    load_plugins(options.plugins)  # their methods are checked here, and run in the workers
+    options = setup(options)  # plugins: their methods are checked here, and run in the workers
+    return run_plans(prepare_all(configs, options), options, executor, sized_for)
+
+
+def prepare_all(configs: list[RunConfig], options: RunOptions) -> list[Plan]:
+    """Each config prepared once (``pai_bench.prepare``: options that went through ``setup``),
+    every name and option checked before anything runs; configs that name one run (``auto``
+    and the precision it resolves to) are one plan."""
+    plans: dict[RunConfig, Plan] = {}
+    for c in dict.fromkeys(configs):
+        p = prepare(c, options)
+        plans.setdefault(p.config, p)
+    return list(plans.values())
+
+
+def run_plans(plans: list[Plan], options: RunOptions,
+              executor: ExecutorOptions = ExecutorOptions(), sized_for: float | None = None
+              ) -> list[dict]:
+    """``run_sweep`` for plans made by ``prepare_all`` with ``options`` (set up)."""
     runner = executor.make()
     where = runner.where()
-    configs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs))
-    if not configs:
+    if not plans:
         raise ConfigError("the sweep has no runs: every axis needs at least one value")
-    for c in configs:  # every name and option checked before anything runs
-        make_plan(c)
+    configs = [p.config for p in plans]
     todo = pending(configs, options.results_dir)
     say = options.say
     say(f"[pai-bench] sweep: {len(configs)} runs, {len(configs) - len(todo)} already done, "
@@ -170,7 +185,8 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
         results.append(summary)
 
     runner.run(todo, run_options, finished,
-               say=bar.write if options.log is not None else options.say)
+               say=bar.write if options.log is not None else options.say,
+               plans={p.config: p for p in plans})
     bar.close()
     storage = [r["storage_error"] for r in results if r.get("storage_error")]
     if storage:  # every later run would fail the same way: the sweep's error, not a run's
@@ -180,4 +196,5 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
 
 
 __all__ = ["SweepSpec", "axes", "load_spec", "spec_from_dict", "pending", "run_sweep",
+           "prepare_all", "run_plans",
            "EXECUTORS", "ExecutorOptions"]
