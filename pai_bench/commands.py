@@ -101,7 +101,7 @@ def run(args) -> int:
         console.warn_if_slow(config, options.torch_device, print)
         summary = runner.execute_plan(plan, options)
     else:
-        summary = {**stored, "reused": "stored"}
+        summary = runner.reused(stored, "stored", options, paths.run_dir("", config).name)
     print(console.format_run(summary, paths.run_dir(options.results_dir, config)))
     return 0 if summary["status"] == "finished" else 1
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from pai_bench import console
+from pai_bench import console, paths
 from pai_bench import ray_executor  # noqa: F401  (registers the "ray" executor)
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, StorageError
@@ -37,7 +37,7 @@ from pai_bench.methods import METHODS
 from pai_bench.options import RunOptions
 from pai_bench.plan import Plan
 from pai_bench.prepare import prepare, setup
-from pai_bench.runner import stored_summary
+from pai_bench.runner import stored_summary, threads_note
 
 
 def axes(cls: type = RunConfig) -> dict[str, str]:
@@ -160,12 +160,16 @@ def run_plans(plans: list[Plan], options: RunOptions,
     where = runner.where()
     if not plans:
         raise ConfigError("the sweep has no runs: every axis needs at least one value")
-    configs = [p.config for p in plans]
-    todo = pending(configs, options.results_dir)
+    stored = {p.config: stored_summary(p.config, options.results_dir) for p in plans}
+    todo = [c for c, summary in stored.items() if summary is None]
     say = options.say
-    say(f"[pai-bench] sweep: {len(configs)} runs, {len(configs) - len(todo)} already done, "
+    say(f"[pai-bench] sweep: {len(stored)} runs, {len(stored) - len(todo)} already done, "
         f"{len(todo)} to run {where}")
     run_options = dataclasses.replace(options, threads=options.threads or 1).for_worker()
+    for c, summary in stored.items():  # a stored result of another thread count is said
+        note = summary and threads_note(summary, run_options, paths.run_dir("", c).name)
+        if note:
+            say(f"[pai-bench] {note}")
     if todo:
         say(console.sweep_estimate(todo, options.torch_device, runner.at_once(options.torch_device),
                                    run_options.threads, sized_for, options.results_dir))
