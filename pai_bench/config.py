@@ -9,7 +9,7 @@ group      fields                                                  what it decid
 pruning    method, sparsity, scope, rounds, method_args, prune_at,  which weights survive
            rewind_iter, check, budget                               (and how long they train)
 model      model, width                                             the network
-data       dataset, subset, test_subset                             the examples
+data       dataset, subset, test_subset, data_digest                the examples
 training   preset, epochs, batch_size, lr, precision, compile,      how it is trained
            cuda_graphs, sparse_kernels
 seed       seed                                                     the replicate
