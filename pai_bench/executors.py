@@ -218,8 +218,12 @@ class LocalExecutor(Executor):
         running, lost = [], []
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(slots, started)) as pool:
-            unseen = unseen_names(pool.submit(names_seen, options.plugins).result(), todo)
-            futures = {} if unseen else {
+            try:
+                seen = pool.submit(names_seen, options.plugins).result()
+            except BrokenProcessPool:  # its workers die at start: no run was started
+                seen, lost = None, list(todo)
+            unseen = unseen_names(seen, todo)
+            futures = {} if unseen or lost else {
                 pool.submit(_run_in_worker, c, options): (c, time.perf_counter()) for c in todo}
             remaining = set(futures)
             while remaining:

@@ -26,10 +26,11 @@ def run_one(config: RunConfig, options: RunOptions, plan: Plan | None = None) ->
     """Execute one run in this process; returns its summary or {"status": "failed", ...}.
     ``plan``: the config's plan when the sweep's parent made it in this very process (a sweep
     with one worker); a worker process prepares the config itself (``pai_bench.prepare``)."""
-    if plan is None:
-        options = setup(options)
     try:
-        return runner.execute_plan(plan or prepare(config, options), options)
+        if plan is None:  # another process than the one that planned it: its own setup
+            options = setup(options)
+            plan = prepare(config, options)
+        return runner.execute_plan(plan, options)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
         result = {"status": "failed", "error": f"{type(e).__name__}: {e}", "config": config}
         if isinstance(e, StorageError):  # the sweep stops with this line once it is done
