@@ -89,7 +89,9 @@ def reproduce(name: str, scale: str = "cpu", *, out: Path | str | None = None,
 
 def register_dataset(spec) -> None:
     """Register a data set: a ``pai_bench.data.DatasetSpec`` (see ``pai_bench/data/sets.py``;
-    or use the ``imagefolder`` data set for any ``root/{train,test}/<class>/*`` tree)."""
+    or use the ``imagefolder`` data set for any ``root/{train,test}/<class>/*`` tree). Its
+    files name its runs: give ``fingerprint`` (root -> digest) when the default, every file
+    under the data root, would read too much (docs/identity.md)."""
     DATASETS.register(spec)
 
 

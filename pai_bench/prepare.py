@@ -53,6 +53,8 @@ def prepare(config: RunConfig, options: RunOptions, method: Method | None = None
     plan = make_plan(config, method)
     if isinstance(method, GivenMasks) and method.source:
         moved_masks_run(config, file_digest(method.source), options.results_dir)
+    if config.data_digest is not None:
+        say_unnamed_data_run(config, options)
     return plan
 
 
@@ -106,6 +108,21 @@ def moved_masks_run(config: RunConfig, old_digest: str, results_dir: Path) -> No
             if "non_default" in stored:
                 stored["non_default"] = config.non_default()
             atomic_write_json(file, stored)
+
+
+def say_unnamed_data_run(config: RunConfig, options: RunOptions) -> None:
+    """One line when a run of ``config`` is stored under its name before issue 37, without
+    the data's fingerprint: it may be of these files or of others, so it is not reused, and
+    not silently orphaned either: the line names it (``table`` still reads it, as the run of
+    its own config)."""
+    old = dataclasses.replace(config, data_digest=None)
+    old_dir, new_dir = paths.run_dir(options.results_dir, old), paths.run_dir(
+        options.results_dir, config)
+    if (old_dir / paths.SUMMARY).is_file() and not new_dir.exists():
+        options.say(f"[pai-bench] note: {old_dir} was stored before {config.dataset} runs were "
+                    f"named by their files' fingerprint, and may be of other files: it is not "
+                    f"reused; this run is {new_dir.name} (delete the old one if it is of these "
+                    f"files)")
 
 
 def run_settings(settings: dict, masks: Path | str | None = None,

@@ -82,6 +82,28 @@ def test_two_imagefolder_folders_are_two_runs_and_a_copy_is_the_same(tmp_path, c
     assert len(summaries(tmp_path / "r")) == 2
 
 
+def as_stored_before(results: Path, new: RunConfig, old: RunConfig) -> None:
+    """The run of ``new`` moved to the name ``old`` and its files rewritten as if stored so."""
+    paths.run_dir(results, new).rename(paths.run_dir(results, old))
+    for name in (paths.SUMMARY, paths.CONFIG):
+        file = paths.run_dir(results, old) / name
+        file.write_text(json.dumps({**json.loads(file.read_text()), "config": old.to_dict(),
+                                    "hash": old.hash(), "non_default": old.non_default()}))
+
+
+def test_an_imagefolder_run_stored_without_its_fingerprint_is_named(tmp_path, capsys):
+    root = tree(tmp_path / "dsA", ("ant", "bee"))
+    assert folder_run(root, tmp_path / "r") == 0
+    (new,) = [RunConfig.from_dict(s["config"]) for s in summaries(tmp_path / "r")]
+    old = dataclasses.replace(new, data_digest=None)  # the name before issue 37
+    as_stored_before(tmp_path / "r", new, old)
+    capsys.readouterr()
+    assert folder_run(root, tmp_path / "r") == 0
+    out = capsys.readouterr().out
+    assert f"{paths.run_dir(tmp_path / 'r', old)} was stored before" in out
+    assert "stored result" not in out  # not reused: it may be of other files
+
+
 def test_a_named_data_set_with_other_content_is_refused_in_one_line(tmp_path, capsys):
     root = tree(tmp_path / "not_cifar", CIFAR10_CLASSES, per_class=2, size=32)
     code = main(["run", "--method", "random", "--model", "mlp", "--dataset", "cifar10",
@@ -153,11 +175,7 @@ def test_a_masks_run_stored_under_its_file_digest_is_moved_to_its_name(tmp_path,
     first = pai_bench.run(masks=path, **SHARED, results_dir=tmp_path, log=None)
     new = RunConfig.from_dict(first["config"])
     old = dataclasses.replace(new, method_args=(("sha256", file_digest(path)),))
-    paths.run_dir(tmp_path, new).rename(paths.run_dir(tmp_path, old))  # as stored before
-    for name in (paths.SUMMARY, paths.CONFIG):
-        file = paths.run_dir(tmp_path, old) / name
-        file.write_text(json.dumps({**json.loads(file.read_text()), "config": old.to_dict(),
-                                    "hash": old.hash(), "non_default": old.non_default()}))
+    as_stored_before(tmp_path, new, old)
     again = pai_bench.run(masks=path, **SHARED, results_dir=tmp_path, log=None)
     assert again["reused"] == "stored" and again["test_loss"] == first["test_loss"]
     assert not paths.run_dir(tmp_path, old).exists() and paths.run_dir(tmp_path, new).exists()
