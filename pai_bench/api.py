@@ -31,21 +31,18 @@ from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.pipeline.export import export_run
-from pai_bench.methods import METHODS, load_plugins
-from pai_bench.methods.given import GivenMasks, read_mask_file
+from pai_bench.methods import METHODS
 from pai_bench.models import register_model
 from pai_bench.options import RunOptions, from_kwargs, split_kwargs
-from pai_bench.pipeline.plan import make_plan
-from pai_bench.precision import resolve
+from pai_bench.prepare import prepare, run_settings, setup
 from pai_bench.analysis.results import load_runs
 from pai_bench.training.train import Callback
 
 
 def _options(entry: str, given: dict) -> RunOptions:
-    """The run options of an API entry point: the CLI's, but no progress bars unless asked."""
-    options = from_kwargs(RunOptions, entry, {"progress": False, **given}).resolved()
-    load_plugins(options.plugins)
-    return options
+    """The run options of an API entry point: the CLI's, but no progress bars unless asked
+    (set up, once, by ``pai_bench.prepare``)."""
+    return from_kwargs(RunOptions, entry, {"progress": False, **given})
 
 
 def run(config: RunConfig | None = None, *, masks: Path | str | None = None, callbacks=(),
@@ -57,19 +54,14 @@ def run(config: RunConfig | None = None, *, masks: Path | str | None = None, cal
     file (as ``--masks``). ``callbacks``: ``pai_bench.Callback`` objects added to the training
     loop."""
     given, settings = split_kwargs(kwargs, RunOptions)
-    options = _options("run", given)
+    options = setup(_options("run", given))  # the one front door (pai_bench.prepare)
     method = None
-    if masks is not None:
-        masks_read, digest = read_mask_file(masks)
-        method = GivenMasks(sha256=digest, given=masks_read, source=str(masks))
-        settings = {**settings, "method": "masks", "sparsity": masks_read.sparsity(),
-                    "method_args": (("sha256", digest),)}
     if config is None:
-        config = RunConfig(**{**entry_defaults(), **settings})
-    elif settings:
-        raise ConfigError(f"give a config or its settings, not both: {sorted(settings)}")
-    config = resolve(config, options.torch_device)
-    return runner.execute_plan(make_plan(config, method), options, tuple(callbacks))
+        config, method = run_settings(settings, masks)  # as the CLI: a contradiction refused
+    elif settings or masks is not None:
+        raise ConfigError(f"give a config or its settings (or masks), not both: "
+                          f"{sorted(settings) or ['masks']}")
+    return runner.execute_plan(prepare(config, options, method), options, tuple(callbacks))
 
 
 def sweep(methods, *, run: dict | None = None, **kwargs) -> list[dict]:
@@ -101,7 +93,9 @@ def reproduce(name: str, scale: str = "cpu", *, out: Path | str | None = None,
 
 def register_dataset(spec) -> None:
     """Register a data set: a ``pai_bench.data.DatasetSpec`` (see ``pai_bench/data/sets.py``;
-    or use the ``imagefolder`` data set for any ``root/{train,test}/<class>/*`` tree)."""
+    or use the ``imagefolder`` data set for any ``root/{train,test}/<class>/*`` tree). Its
+    files name its runs: give ``fingerprint`` (root -> digest) when the default, every file
+    under the data root, would read too much (docs/identity.md)."""
     DATASETS.register(spec)
 
 

@@ -9,7 +9,7 @@ group      fields                                                  what it decid
 pruning    method, sparsity, scope, rounds, method_args, prune_at,  which weights survive
            rewind_iter, check, budget                               (and how long they train)
 model      model, width                                             the network
-data       dataset, subset, test_subset                             the examples
+data       dataset, subset, test_subset, data_digest                the examples
 training   preset, epochs, batch_size, lr, precision, compile,      how it is trained
            cuda_graphs, sparse_kernels
 seed       seed                                                     the replicate
@@ -75,19 +75,21 @@ MAX_ROUNDS = 10_000
 def setting(default: Any, group: str, help: str, kind: Callable = str, *,
             choices: tuple[str, ...] | None = None, axis: str | None = None,
             minimum: float | None = None, maximum: float | None = None, positive: bool = False,
-            flag: str | None = None, cli_default: Any = None, sparse_only: bool = False):
+            flag: str | None = None, cli_default: Any = None, sparse_only: bool = False,
+            derived: bool = False):
     """A configuration field. ``kind``: str, int or float (how CLI, TOML and Python values are
     made canonical); ``axis``: the plural name when a sweep varies it; ``minimum``/``positive``:
     the valid range (None always allowed when it is the default); ``maximum``: the largest
     valid value; ``flag``: the CLI flag when it
     is not ``--field-name``; ``cli_default``: what the CLI uses when the flag is not given
     (None: the field's default); ``sparse_only``: a training setting that acts on the pruned
-    network's training only, not on the dense network's (not part of the dense-run key)."""
+    network's training only, not on the dense network's (not part of the dense-run key);
+    ``derived``: set by the entry point from what it finds (the data's fingerprint), no flag."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; valid groups: {', '.join(GROUPS)}")
     meta = dict(group=group, help=help, kind=kind, choices=choices, axis=axis, minimum=minimum,
                 maximum=maximum, positive=positive, flag=flag, cli_default=cli_default,
-                sparse_only=sparse_only)
+                sparse_only=sparse_only, derived=derived)
     if default is dataclasses.MISSING:
         return dataclasses.field(metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -160,6 +162,10 @@ class RunConfig:
                                   help="auto: the pruned layers measured faster with sparse "
                                        "kernels (CPU, fp32; pip install sparseprop, README) "
                                        "train with them, the others dense; off: all dense")
+    data_digest: str | None = setting(None, "data", derived=True,
+                                      help="the fingerprint of the data set's files where its "
+                                           "name does not fix them (imagefolder, a registered "
+                                           "data set): set by the entry point (prepare.py)")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

@@ -5,6 +5,7 @@ made the process's own (``use_device``: ``set_device``, cuDNN's flags), one name
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -60,6 +61,21 @@ def use_device(device: torch.device | str) -> torch.device:
         torch.backends.cudnn.deterministic = CUDNN_DETERMINISTIC
         device = canonical(device)
     return device
+
+
+def check_resume_threads(state: dict, device: torch.device, what: Path | str) -> None:
+    """ConfigError when the training state ``what`` (a checkpoint) was written on another
+    number of torch threads than this process's, on a CPU: there the count cuts every
+    reduction into other partial sums, so a run resumed on another count would be neither
+    the run of the one nor of the other (README, "Determinism"). States written before the
+    count was recorded, and CUDA runs, resume as they are."""
+    then, now = state.get("threads"), torch.get_num_threads()
+    if torch.device(device).type != "cpu" or then is None or then == now:
+        return
+    raise ConfigError(f"{what} was trained on {then} torch thread(s) and would resume on {now}: "
+                      f"on a CPU the thread count changes the numbers. Fix: resume with "
+                      f"--threads {then} (threads={then}), or delete {what} to train it again "
+                      f"from the start")
 
 
 @contextmanager

@@ -16,6 +16,11 @@ class DataNotFoundError(PaiBenchError, FileNotFoundError):
     """A data set is missing: the message says where it looked and how to fix it."""
 
 
+class DataMismatchError(ConfigError):
+    """The files under a data root are not the data set its name stands for (their fingerprint
+    is not one the name is known by: docs/identity.md); CLI exit code 2."""
+
+
 class ScoreError(PaiBenchError, ArithmeticError):
     """A scorer produced scores that cannot be turned into a mask (NaN, inf, wrong shape)."""
 

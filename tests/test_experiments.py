@@ -128,7 +128,8 @@ def test_a_plugin_method_joins_every_family_it_belongs_to_and_no_other(name, plu
 def test_reproduce_takes_a_plugin_method_from_the_command_line(plugin, tmp_path, monkeypatch,
                                                                 capsys):
     ran = []
-    monkeypatch.setattr(experiments, "run_sweep", lambda runs, *a, **k: ran.extend(runs) or [])
+    monkeypatch.setattr(experiments, "run_plans",
+                        lambda plans, *a, **k: ran.extend(p.config for p in plans) or [])
     monkeypatch.setattr(experiments.report, "write_report", lambda *a, **k: "tables")
     assert main(["reproduce", "main", "--plugin", plugin, "--methods", "test_mine",
                  "--results-dir", str(tmp_path / "r")]) == 0

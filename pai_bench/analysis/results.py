@@ -29,7 +29,9 @@ COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
          "dense_inference_macs"]
 # wall-clock seconds per epoch of the sparse training, and the machine that measured them
 # (its CPU or GPU, ``precision.machine``; absent from summaries written before it was recorded)
-MEASURED = ["seconds_per_epoch", "machine"]
+# and the torch threads of the sparse training (a CPU run's last digits depend on them: README,
+# "Determinism"; absent from summaries written before issue 37)
+MEASURED = ["seconds_per_epoch", "machine", "threads"]
 
 
 def load_runs(results_dir, configs=None, config_cls: type = RunConfig, *,

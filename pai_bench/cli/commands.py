@@ -26,11 +26,9 @@ from pai_bench import judge as judging
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.methods.base import option_fields as option_fields_of
-from pai_bench.methods.given import GivenMasks, read_mask_file
 from pai_bench.models import MODELS
 from pai_bench.options import RunOptions, from_kwargs, option_fields
-from pai_bench.pipeline.plan import make_plan
-from pai_bench.precision import resolve
+from pai_bench.prepare import prepare, run_settings, setup
 from pai_bench.reference import reference_rows, write_reference
 from pai_bench.analysis.results import load_runs
 from pai_bench.sanity_checks import CHECKS
@@ -51,18 +49,23 @@ def options_from_args(args, cls: type, entry: str):
     return from_kwargs(cls, entry, given)
 
 
-def load_cli_plugins(plugins: tuple[str, ...]) -> None:
-    """``--plugin`` modules, found in the working folder whichever way the CLI was started (the
-    installed ``pai-bench`` script does not put it on sys.path as ``python -m`` does)."""
+def plugins_from_cwd() -> None:
+    """``--plugin`` modules are found in the working folder whichever way the CLI was started
+    (the installed ``pai-bench`` script does not put it on sys.path as ``python -m`` does)."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+def load_cli_plugins(plugins: tuple[str, ...]) -> None:
+    plugins_from_cwd()
     load_plugins(plugins)
 
 
 def run_options(args, entry: str) -> RunOptions:
-    """The run options of ``entry``, made concrete, plugins loaded, results folder writable."""
+    """The run options of ``entry``, made concrete, results folder writable (set up, plugins
+    loaded, by ``pai_bench.prepare``: once, by ``run`` here, by the sweep otherwise)."""
     options = options_from_args(args, RunOptions, entry).resolved()
-    load_cli_plugins(options.plugins)
+    plugins_from_cwd()
     check_writable_dir(options.results_dir)
     return options
 
@@ -96,42 +99,17 @@ def config_from_args(args, config_cls: type = RunConfig) -> RunConfig:
     return config_cls(**{**entry_defaults(config_cls), **settings(args, config_cls)})
 
 
-def given_masks(path: Path, settings: dict) -> tuple[GivenMasks, dict]:
-    """``--masks FILE``: the file read once; the method "masks" holding its masks, and the
-    settings with the method, the file's sparsity and its digest (the run's identity follows
-    the masks, not the path)."""
-    masks, digest = read_mask_file(path)
-    if settings.get("method") not in (None, "masks"):
-        raise ConfigError(f"--masks trains the file's masks; it takes no --method "
-                          f"{settings['method']!r}")
-    if settings.get("method_args"):
-        raise ConfigError("--masks takes no --method-arg: the masks are the file's")
-    sparsity = masks.sparsity()
-    if "sparsity" in settings and abs(settings["sparsity"] - sparsity) > 1e-9:
-        raise ConfigError(f"--sparsity {settings['sparsity']} contradicts the masks file "
-                          f"{path}, whose sparsity is {sparsity:.6f}; leave --sparsity out")
-    method = GivenMasks(sha256=digest, given=masks, source=str(path))
-    return method, {**settings, "method": "masks", "sparsity": sparsity,
-                    "method_args": (("sha256", digest),)}
-
-
 def run(args) -> int:
-    options = run_options(args, "run")
-    given = settings(args, args.config_cls)
-    method = None
-    if args.masks is not None:
-        method, given = given_masks(args.masks, given)
-    if given.get("method") is None:
-        raise ConfigError("run needs --method NAME (see `list`) or --masks FILE")
-    config = resolve(args.config_cls(**{**entry_defaults(args.config_cls), **given}),
-                     options.torch_device)
-    plan = make_plan(config, method)  # every name checked before anything is loaded or written
+    options = setup(run_options(args, "run"))  # device bound, plugins loaded: pai_bench.prepare
+    config, method = run_settings(settings(args, args.config_cls), args.masks, args.config_cls)
+    plan = prepare(config, options, method)  # every name checked before anything is written
+    config = plan.config
     stored = runner.stored_summary(config, options.results_dir)
     if stored is None:
         console.warn_if_slow(config, options.torch_device, print)
         summary = runner.execute_plan(plan, options)
     else:
-        summary = {**stored, "reused": "stored"}
+        summary = runner.reused(stored, "stored", options, paths.run_dir("", config).name)
     print(console.format_run(summary, paths.run_dir(options.results_dir, config)))
     return 0 if summary["status"] == "finished" else 1
 

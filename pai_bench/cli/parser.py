@@ -143,6 +143,8 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
     hash)."""
     for f in dataclasses.fields(config_cls):
         meta = f.metadata
+        if meta.get("derived"):  # found by the entry point, never typed (data_digest)
+            continue
         kind = meta.get("kind", str)
         help_text = meta.get("help", "").replace("%", "%%")
         default = meta.get("cli_default") or f.default

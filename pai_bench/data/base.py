@@ -78,6 +78,14 @@ class DatasetSpec:
     load: Callable[[Path, str, Path | None], Split]
     description: str  # one line for `python -m pai_bench list`
     needs_root: bool = True  # synthetic data sets: False
+    # The content's fingerprint under a data root (``data.folders.tree_fingerprint`` when not
+    # given; None from it: no files to fingerprint, e.g. torchvision's CIFAR archive, which
+    # torchvision checks by md5). docs/identity.md.
+    fingerprint: Callable[[Path], str | None] | None = None
+    # None: the files are the data set, their fingerprint is part of each run's identity
+    # (imagefolder, a user's data set). A tuple: the name stands for one content, and a
+    # fingerprint outside it is refused (empty: checked by structure only, the class count).
+    known: tuple[str, ...] | None = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")

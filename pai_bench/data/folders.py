@@ -167,3 +167,58 @@ def read_images(files: FileList, size: tuple[int, int], cache_file: Path | None
             except OSError as error:  # an unwritable cache costs time, not correctness
                 warnings.warn(f"could not write the data cache {cache_file}: {error}")
     return entry["images"], entry["labels"], tuple(entry["classes"])
+
+
+def files_fingerprint(splits: dict[str, FileList]) -> str:
+    """sha256 (16 hex digits) of the splits' file lists: every file's path, class and size in
+    bytes (docs/identity.md: the names and sizes, not the bytes, nor the modification times
+    that a copy changes)."""
+    h = hashlib.sha256()
+    for split in sorted(splits):
+        files = splits[split]
+        h.update(f"{split}\n{files.digest()}\n".encode())
+        h.update(_sizes(files).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _sizes(files: FileList) -> Tensor:
+    """The files' sizes, from ``FileList.stats`` (its modification times are left out)."""
+    return files.stats()[0]
+
+
+_FINGERPRINTS: dict[tuple, str] = {}  # (folders, their modification times) -> fingerprint
+
+
+def folders_fingerprint(splits: dict[str, Path], listing=class_folders) -> str:
+    """``files_fingerprint`` of the class-folder splits ``{split: folder}``, computed once per
+    process while no folder of them changed (adding, removing or renaming a file changes its
+    folder's modification time): CIFAR-10's 60,000 files take 0.3 s to stat, and a sweep
+    prepares every config."""
+    key = tuple((s, str(f.resolve()), _folder_times(f)) for s, f in sorted(splits.items()))
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = files_fingerprint({s: listing(f) for s, f in splits.items()})
+    return _FINGERPRINTS[key]
+
+
+def _folder_times(folder: Path) -> tuple[int, ...]:
+    """Modification times of ``folder`` and the folders below it (two levels: class folders
+    and TinyImageNet's ``<class>/images``)."""
+    times = [os.stat(folder).st_mtime_ns]
+    for sub in _entries(folder)[0]:
+        times.append(os.stat(folder / sub).st_mtime_ns)
+        times += [os.stat(folder / sub / s).st_mtime_ns for s in _entries(folder / sub)[0]]
+    return tuple(times)
+
+
+def tree_fingerprint(root: Path) -> str | None:
+    """A registered data set's fingerprint when it gives none: every file under ``root``
+    (relative path and size), None when ``root`` is no folder."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    h = hashlib.sha256()
+    for base, _, names in sorted(os.walk(root)):
+        for name in sorted(names):
+            path = os.path.join(base, name)
+            h.update(f"{os.path.relpath(path, root)}\t{os.path.getsize(path)}\n".encode())
+    return h.hexdigest()[:16]

@@ -143,4 +143,5 @@ def load_imagenet(root: Path, split: str, cache_dir: Path | None = None, *,
 
 DATASETS.register(DatasetSpec(
     "imagenet", 1000, (3, IMAGE_SIZE, IMAGE_SIZE), load_imagenet,
-    "ImageNet (ILSVRC-2012): 1.28M train / 50k val images, 1000 classes, streamed from folders"))
+    "ImageNet (ILSVRC-2012): 1.28M train / 50k val images, 1000 classes, streamed from folders",
+    known=()))

@@ -17,7 +17,7 @@ from PIL import Image
 
 from pai_bench.data.base import DATASETS, DatasetSpec
 from pai_bench.data.folders import (FileList, annotated_folder, cache_path, class_folders,
-                                    read_images)
+                                    folders_fingerprint, read_images)
 from pai_bench.data.imagenet import IMAGENET_STATS
 from pai_bench.data.memory import CropFlip, MemorySplit
 from pai_bench.errors import DataNotFoundError
@@ -26,6 +26,11 @@ from pai_bench.errors import DataNotFoundError
 CIFAR10_STATS = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 CIFAR100_STATS = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 TINYIMAGENET_STATS = ((0.4802, 0.4481, 0.3975), (0.2770, 0.2691, 0.2821))
+# The fingerprints (``data.folders.files_fingerprint``) the name cifar10 stands for in the
+# image-folder form: the JPEG copy of the shared data folder (its README). Another export is
+# refused (docs/identity.md); CIFAR-100, TinyImageNet and ImageNet are checked by their class
+# count only (no copy here to take a fingerprint from).
+CIFAR10_FINGERPRINTS = ("0dd8a731ceb82919",)
 CIFAR_PAD, TINYIMAGENET_PAD = 4, 8  # zero padding of the random-crop augmentation, in pixels
 
 
@@ -48,6 +53,28 @@ def _from_folder(name: str, files: FileList, split: str, num_classes: int, size:
     _check_classes(name, files, num_classes)
     cache = cache_path(cache_dir, name, files.folder, split) if cache_dir is not None else None
     return read_images(files, (size, size), cache)
+
+
+def _split_folders(bases: list[Path], test_names: tuple[str, ...] = ("test",)
+                   ) -> dict[str, Path] | None:
+    """{split: the first ``base/split`` folder}, as the loaders find them; None if a split
+    has no such folder (CIFAR in torchvision's archive form)."""
+    found = {}
+    for split, names in (("train", ("train",)), ("test", test_names)):
+        found[split] = next((b / n for b in bases for n in names if (b / n).is_dir()), None)
+    return None if None in found.values() else found
+
+
+def cifar_fingerprint(root: Path, *, name: str) -> str | None:
+    """The fingerprint of CIFAR's image folders under ``root`` (None: the archive form)."""
+    splits = _split_folders(_candidates(root, name))
+    return folders_fingerprint(splits) if splits is not None else None
+
+
+def imagefolder_fingerprint(root: Path) -> str | None:
+    """The fingerprint of an ``imagefolder`` tree: its train/ and test/ (or val/) files."""
+    splits = _split_folders([Path(root).absolute()], ("test", "val"))
+    return folders_fingerprint(splits) if splits is not None else None
 
 
 def _missing_parents(path: Path) -> list[Path]:
@@ -172,19 +199,22 @@ def load_synthetic(root: Path | None, split: str, cache_dir: Path | None, *,
 DATASETS.register(DatasetSpec(
     "cifar10", 10, (3, 32, 32),
     partial(load_cifar, name="cifar10", tv_class="CIFAR10", num_classes=10, stats=CIFAR10_STATS),
-    "CIFAR-10: 50k train / 10k test 32x32 images, 10 classes (image folders or torchvision)"))
+    "CIFAR-10: 50k train / 10k test 32x32 images, 10 classes (image folders or torchvision)",
+    fingerprint=partial(cifar_fingerprint, name="cifar10"), known=CIFAR10_FINGERPRINTS))
 DATASETS.register(DatasetSpec(
     "cifar100", 100, (3, 32, 32),
     partial(load_cifar, name="cifar100", tv_class="CIFAR100", num_classes=100,
             stats=CIFAR100_STATS),
-    "CIFAR-100: 50k train / 10k test 32x32 images, 100 classes (image folders or torchvision)"))
+    "CIFAR-100: 50k train / 10k test 32x32 images, 100 classes (image folders or torchvision)",
+    known=()))
 DATASETS.register(DatasetSpec(
     "tinyimagenet", 200, (3, 64, 64), load_tinyimagenet,
-    "TinyImageNet: 100k train / 10k val 64x64 images, 200 classes (tiny-imagenet-200 folder)"))
+    "TinyImageNet: 100k train / 10k val 64x64 images, 200 classes (tiny-imagenet-200 folder)",
+    known=()))
 DATASETS.register(DatasetSpec(
     "imagefolder", 0, (3, 0, 0), load_imagefolder,
     "any --data-root holding train/<class>/* and test/<class>/* images (classes and size from "
-    "the files)"))
+    "the files)", fingerprint=imagefolder_fingerprint))
 DATASETS.register(DatasetSpec(
     "synthetic", 10, (3, 32, 32), load_synthetic,
     "synthetic: 1024 train / 512 test seeded 32x32 class patterns + noise, for tests",

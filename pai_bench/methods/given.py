@@ -4,9 +4,11 @@ every sanity check (shuffle, reinit, invert on the given ranking) and every tabl
 The file maps parameter names to boolean (or 0/1) tensors, as ``torch.save`` writes it or as a
 ``.safetensors`` file (needs the ``safetensors`` package); the names and shapes must be those of
 the run's model (``python -m pai_bench run ... `` prints them in its layer report). The file is
-read once, at the entry point (``read_mask_file``: the masks and the sha256 of the same bytes);
-the digest is the method's one option, so the run's identity follows the masks, not the path: a
-moved or copied file is the same run. The masks themselves ride on the method instance.
+read once, at the entry point (``read_mask_file``: the masks and the digest of the masks
+themselves: names, shapes and values, ``io.tensor_digest``); the digest is the method's one
+option, so the run's identity follows the masks, not the file: the same masks saved under
+another name, or as ``.safetensors`` instead of ``.pt``, are the same run (``torch.save`` writes
+the file's name into its archive, so the bytes differ). The masks ride on the method instance.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from pathlib import Path
 import torch
 
 from pai_bench.errors import ConfigError
+from pai_bench.io import tensor_digest
 from pai_bench.masks import Masks
 from pai_bench.methods.base import Scorer, ScoringContext
 
 
 def read_mask_file(path: str | Path) -> tuple[Masks, str]:
-    """The masks in ``path`` (``torch.save`` or ``.safetensors``) and the sha256 of the bytes
-    they were read from (16 hex digits), or a ConfigError naming the file."""
+    """The masks in ``path`` (``torch.save`` or ``.safetensors``) and their digest
+    (``masks_digest``), or a ConfigError naming the file."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"masks file {path} is a folder; give the file")
@@ -52,7 +55,19 @@ def read_mask_file(path: str | Path) -> tuple[Masks, str]:
         raise ConfigError(f"cannot read masks file {path}: {first}") from None
     if masks.kept() == 0:
         raise ConfigError(f"masks file {path} keeps no weight")
-    return masks, hashlib.sha256(data).hexdigest()[:16]
+    return masks, masks_digest(masks)
+
+
+def masks_digest(masks: Masks) -> str:
+    """sha256 (16 hex digits) of the masks' names, shapes and values (as booleans): whatever
+    file carried them."""
+    return tensor_digest(dict(masks))
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 (16 hex digits) of a file's bytes: what named a masks run before issue 37 (a
+    run stored under it is moved to its new name, ``prepare.moved_masks_run``)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def check_against(given: Masks, names_shapes: dict[str, tuple[int, ...]], path) -> None:
@@ -76,7 +91,7 @@ class GivenMasks(Scorer):
     name = "masks"
     needs_data = False
     color, marker = "tab:cyan", "p"
-    sha256: str = ""  # of the file's content: the run's identity follows the masks
+    sha256: str = ""  # of the masks (``masks_digest``): the run's identity follows the masks
     # The masks themselves, from ``read_mask_file`` at the entry point (not an option).
     given: Masks | None = field(default=None, compare=False, repr=False,
                                 metadata={"option": False})

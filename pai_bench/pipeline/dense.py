@@ -25,6 +25,7 @@ from pai_bench import paths
 from pai_bench.artifacts import read_training_state, read_valid, strict_json
 from pai_bench.training.callbacks import Checkpointer, Progress, save_training_state
 from pai_bench.config import dense_config
+from pai_bench.device import check_resume_threads
 from pai_bench.io import atomic_write_json, file_lock
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan
@@ -122,6 +123,7 @@ class DenseRun:
         checkpoint = read_training_state(self.dir / paths.CHECKPOINT, self.plan.facts, 0,
                                          self.total)
         if checkpoint is not None and state["step"] < checkpoint["step"] <= step:
+            check_resume_threads(checkpoint, self.device, self.dir / paths.CHECKPOINT)
             self.options.say(f"[pai-bench] dense network resumes from step {checkpoint['step']}")
             return checkpoint
         return state

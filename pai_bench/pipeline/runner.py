@@ -30,15 +30,15 @@ from pai_bench.artifacts import (read_layer_report, read_masks, read_summary,
 from pai_bench.training.callbacks import LOGGERS, Checkpointer, MetricRows, Progress, StepTimer
 from pai_bench.config import RunConfig
 from pai_bench.pipeline.dense import DenseRun
-from pai_bench.device import torch_threads, use_device
+from pai_bench.device import check_resume_threads, torch_threads
 from pai_bench.effective import effective_masks, effective_summary
 from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest,
                           to_host)
 from pai_bench.masks import Masks
-from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
-from pai_bench.pipeline.plan import Plan, load_data, make_plan
-from pai_bench.precision import machine, resolve
+from pai_bench.pipeline.plan import Plan, load_data
+from pai_bench.precision import machine
+from pai_bench.prepare import prepare_run
 from pai_bench.scoring import compute_masks
 from pai_bench.seeding import generator
 from pai_bench.training.train import Diverged, evaluate, train
@@ -67,11 +67,8 @@ def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> di
     loop. ``precision="auto"`` is resolved for the device first: the run is named by the
     precision it uses. Another process asking for the same run waits for it and returns its
     stored summary: a run is never trained twice at once."""
-    options = options.resolved()
-    use_device(options.torch_device)  # set_device and cuDNN's flags on CUDA (pai_bench.device)
-    load_plugins(options.plugins)
-    config = resolve(config, options.torch_device)
-    return execute_plan(make_plan(config), options, callbacks)
+    plan, options = prepare_run(config, options)  # the one front door (pai_bench.prepare)
+    return execute_plan(plan, options, callbacks)
 
 
 def execute_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:
@@ -79,7 +76,7 @@ def execute_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict
     summary, or the data loaded, the levels above it trained, and the run."""
     done = stored_summary(plan.config, options.results_dir)
     if done is not None:
-        return {**done, "reused": "stored"}  # "reused": not stored; what this call did
+        return reused(done, "stored", options, paths.run_dir("", plan.config).name)
     plan = load_data(plan, options.data_root, options.cache_dir)  # bad data writes nothing
     for level in chain.ancestors(plan):  # an iterative baseline's levels, top level first
         run_plan(plan.level(level), options)
@@ -95,8 +92,30 @@ def run_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:
             if waited:
                 options.say(f"[pai-bench] waited for another process's run of {rdir.name}; "
                             f"its result:")
-            return {**done, "reused": "waited" if waited else "stored"}
+            return reused(done, "waited" if waited else "stored", options, rdir.name)
         return _execute(plan, options, rdir, callbacks)
+
+
+def reused(summary: dict, how: str, options: RunOptions, name: str) -> dict:
+    """A stored summary returned instead of training (``"reused"``: not stored; what this call
+    did), with a line when it was trained on another number of CPU threads than this call
+    would use: the thread count is a recorded property of a replicate, like the machine, and
+    changes a CPU run's last digits (README, "Determinism")."""
+    note = threads_note(summary, options, name)
+    if note:
+        options.say(f"[pai-bench] {note}")
+    return {**summary, "reused": how}
+
+
+def threads_note(summary: dict, options: RunOptions, name: str) -> str | None:
+    """What differs in the threads of the stored CPU run ``name`` and this call's, or None."""
+    then = summary.get("threads")
+    now = options.threads or torch.get_num_threads()
+    if then is None or then == now or options.torch_device.type != "cpu":
+        return None
+    return (f"{name} was trained on {then} torch thread(s), not this call's {now}: on a CPU "
+            f"its numbers differ from a {now}-thread run's in the last digits (its summary "
+            f"records it)")
 
 
 @dataclass
@@ -168,7 +187,8 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
                    train_examples=len(p.train_data), test_examples=len(p.test_data),
                    start_step=p.start_step, total_steps=p.total_steps, pruning_rounds=p.rounds,
                    seconds=round(time.perf_counter() - t0, 2), seconds_per_epoch=per_epoch,
-                   machine=machine(device), dense_test_accuracy=dense_accuracy(stage))
+                   machine=machine(device), threads=torch.get_num_threads(),
+                   dense_test_accuracy=dense_accuracy(stage))
     if masks is not None:
         summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
         summary["digests"] = {"masks": tensor_digest(dict(masks))}
@@ -259,6 +279,7 @@ def train_stage(stage: Stage, model, masks: Masks, rdir: Path, extra: tuple = ()
                                               lambda: p.build_model("reinit").state_dict()))
         start, opt_state, rows = p.start_step, None, []
     else:
+        check_resume_threads(state, device, rdir / paths.CHECKPOINT)
         model.load_state_dict(state["model"])
         start, opt_state, rows = state["step"], state["optimizer"], state.get("rows", [])
 

@@ -30,11 +30,15 @@ import torch
 
 from pai_bench import paths
 from pai_bench.config import RunConfig
+from pai_bench.data import DATASETS
 from pai_bench.device import use_device
-from pai_bench.errors import ConfigError
+from pai_bench.errors import ConfigError, PaiBenchError
 from pai_bench.io import atomic_write_text
+from pai_bench.methods import METHODS, load_plugins
+from pai_bench.models import MODELS
 from pai_bench.options import RunOptions, check_options, option
 from pai_bench.registry import Registry
+from pai_bench.sanity_checks import CHECKS
 from pai_bench.sweeps.worker import run_one
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
@@ -95,9 +99,11 @@ class Executor:
         return self.workers
 
     def run(self, todo: list[RunConfig], options: RunOptions, on_finish: Callable,
-            say=print) -> None:
+            say=print, plans: dict | None = None) -> None:
         """Run ``todo`` with ``options`` (those of a worker: ``RunOptions.for_worker``);
-        ``on_finish(config, summary, t0)`` as each finishes."""
+        ``on_finish(config, summary, t0)`` as each finishes. ``plans``: {config: its plan}
+        as the sweep's process prepared it, for runs in that same process (another process
+        prepares its run itself: ``worker.run_one``)."""
         raise NotImplementedError
 
 
@@ -171,11 +177,11 @@ class LocalExecutor(Executor):
             raise ConfigError("--ray-address applies to --executor ray")
         return f"with {self.workers} worker(s)"
 
-    def run(self, todo, options, on_finish, say=print) -> None:
+    def run(self, todo, options, on_finish, say=print, plans: dict | None = None) -> None:
         if self.workers <= 1 and self.slots is None:
             for c in todo:
                 t0 = time.perf_counter()
-                on_finish(c, run_one(c, options), t0)
+                on_finish(c, run_one(c, options, (plans or {}).get(c)), t0)
             return
         queue, stalled = list(todo), 0
         while queue:  # a pool whose worker died is replaced by a fresh one
@@ -210,8 +216,13 @@ class LocalExecutor(Executor):
         running, lost = [], []
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(slots, started)) as pool:
-            futures = {pool.submit(_run_in_worker, c, options): (c, time.perf_counter())
-                       for c in todo}
+            try:
+                seen = pool.submit(names_seen, options.plugins).result()
+            except BrokenProcessPool:  # its workers die at start: no run was started
+                seen, lost = None, list(todo)
+            unseen = unseen_names(seen, todo)
+            futures = {} if unseen or lost else {
+                pool.submit(_run_in_worker, c, options): (c, time.perf_counter()) for c in todo}
             remaining = set(futures)
             while remaining:
                 done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
@@ -222,7 +233,40 @@ class LocalExecutor(Executor):
                     except BrokenProcessPool:
                         (running if _key(c) in started else lost).append(c)
         manager.shutdown()
+        if unseen:
+            kind, name = unseen
+            raise ConfigError(
+                f"{kind} {name!r} is registered in this process only (under `if __name__ == "
+                f"\"__main__\":`?), and the sweep's worker processes cannot see it: register it "
+                f"at the top level of a module named with --plugin MODULE (plugins=[\"MODULE\"])"
+                f" or an entry point (README, \"Adding a method\"), or run with workers=1")
         return running, lost
+
+
+REGISTRIES = {"model": (MODELS, "model"), "dataset": (DATASETS, "dataset"),
+              "method": (METHODS, "method"), "check": (CHECKS, "check")}  # kind: registry, field
+
+
+def names_seen(plugins: tuple[str, ...]) -> dict[str, list[str]] | None:
+    """What a fresh worker process has registered once it loaded the sweep's plugins (as
+    ``worker.run_one`` loads them); None when they do not load (each run records that)."""
+    try:
+        load_plugins(plugins)
+    except PaiBenchError:
+        return None
+    return {kind: registry.names() for kind, (registry, _) in REGISTRIES.items()}
+
+
+def unseen_names(seen: dict[str, list[str]] | None, todo: list[RunConfig]
+                 ) -> tuple[str, str] | None:
+    """The first (kind, name) a run of ``todo`` needs that the workers do not see (``seen``:
+    ``names_seen`` in one of them): a registration made where spawned processes never run it,
+    such as a script's ``if __name__ == "__main__":`` block."""
+    for c in todo if seen is not None else ():
+        for kind, (_, field) in REGISTRIES.items():
+            if getattr(c, field) not in seen[kind]:
+                return kind, getattr(c, field)
+    return None
 
 
 def _key(config: RunConfig) -> str:

@@ -52,14 +52,14 @@ from pai_bench.analysis.design import Miniature, Plan, power_table
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.extend import add_methods, experiment_toml
-from pai_bench.methods import load_plugins, make_method
+from pai_bench.methods import make_method
 from pai_bench.analysis.findings import (CONTESTED_FINDINGS, MARGIN_POINTS, PAPER_FINDINGS, SHUFFLED, Finding,
                                 select)
 from pai_bench.options import RunOptions
-from pai_bench.precision import resolve
+from pai_bench.prepare import setup
 from pai_bench.recipes import PRUNE_EARLY_STEPS
 from pai_bench.registry import Registry
-from pai_bench.sweeps.sweep import SweepSpec, run_sweep
+from pai_bench.sweeps.sweep import SweepSpec, prepare_all, run_plans
 
 PAI_METHODS = ("random", "magnitude", "snip", "grasp", "grasp_abs", "synflow")
 # The methods at initialization that came after the paper (methods/progressive.py, prospr.py,
@@ -282,12 +282,11 @@ def reproduce(name: str, scale: str, options: RunOptions,
     findings compare them (a plugin's: ``options.plugins`` imports it), and write its tables
     and figures to ``out`` (default ``<results_dir>/<scale>/<name>``). Returns the results of
     the runs done this time and the report folder."""
-    options = options.resolved()
-    load_plugins(options.plugins)  # the added methods may be the plugins'
-    runs = list(dict.fromkeys(resolve(c, options.torch_device)
-                              for c in configs(name, scale, tuple(methods))))
+    options = setup(options)  # plugins loaded first: the added methods may be the plugins'
+    plans = prepare_all(configs(name, scale, tuple(methods)), options)  # each prepared once
+    runs = [p.config for p in plans]
     sized_for = CPU_SIZED_FOR if scale == "cpu" else None
-    results = run_sweep(runs, options, executor, sized_for=sized_for)
+    results = run_plans(plans, options, executor, sized_for=sized_for)
     out = Path(out) if out is not None else options.results_dir / scale / name
     options.say(report.write_report(options.results_dir, out, latex=True,
                                     configs=with_random_reference(runs),

@@ -82,7 +82,7 @@ class RayExecutor(Executor):
                               "are the cluster's CPUs divided by --threads")
         return f"on the Ray cluster at {self.address or 'the default address'}"
 
-    def run(self, todo, options: RunOptions, on_finish, say=print) -> None:
+    def run(self, todo, options: RunOptions, on_finish, say=print, plans=None) -> None:
         run(todo, options, address=self.address, on_finish=on_finish, say=say,
             gpus=1 / self.runs_per_gpu if self.runs_per_gpu else 1)
 

@@ -28,16 +28,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from pai_bench import console
+from pai_bench import console, paths
 from pai_bench.sweeps import ray_executor  # noqa: F401  (registers the "ray" executor)
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, StorageError
 from pai_bench.sweeps.executors import EXECUTORS, ExecutorOptions
-from pai_bench.methods import METHODS, load_plugins
+from pai_bench.methods import METHODS
 from pai_bench.options import RunOptions
-from pai_bench.pipeline.plan import make_plan
-from pai_bench.precision import resolve
-from pai_bench.pipeline.runner import stored_summary
+from pai_bench.pipeline.plan import Plan
+from pai_bench.prepare import prepare, setup
+from pai_bench.pipeline.runner import stored_summary, threads_note
 
 
 def axes(cls: type = RunConfig) -> dict[str, str]:
@@ -137,20 +137,39 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
     processes, or a Ray cluster). Before starting, says what is left and how long it will take
     here (a quick measured throughput, compared with ``sized_for`` images/s per worker when
     given)."""
-    options = options.resolved()
-    load_plugins(options.plugins)  # their methods are checked here, and run in the workers
+    options = setup(options)  # plugins: their methods are checked here, and run in the workers
+    return run_plans(prepare_all(configs, options), options, executor, sized_for)
+
+
+def prepare_all(configs: list[RunConfig], options: RunOptions) -> list[Plan]:
+    """Each config prepared once (``pai_bench.prepare``: options that went through ``setup``),
+    every name and option checked before anything runs; configs that name one run (``auto``
+    and the precision it resolves to) are one plan."""
+    plans: dict[RunConfig, Plan] = {}
+    for c in dict.fromkeys(configs):
+        p = prepare(c, options)
+        plans.setdefault(p.config, p)
+    return list(plans.values())
+
+
+def run_plans(plans: list[Plan], options: RunOptions,
+              executor: ExecutorOptions = ExecutorOptions(), sized_for: float | None = None
+              ) -> list[dict]:
+    """``run_sweep`` for plans made by ``prepare_all`` with ``options`` (set up)."""
     runner = executor.make()
     where = runner.where()
-    configs = list(dict.fromkeys(resolve(c, options.torch_device) for c in configs))
-    if not configs:
+    if not plans:
         raise ConfigError("the sweep has no runs: every axis needs at least one value")
-    for c in configs:  # every name and option checked before anything runs
-        make_plan(c)
-    todo = pending(configs, options.results_dir)
+    stored = {p.config: stored_summary(p.config, options.results_dir) for p in plans}
+    todo = [c for c, summary in stored.items() if summary is None]
     say = options.say
-    say(f"[pai-bench] sweep: {len(configs)} runs, {len(configs) - len(todo)} already done, "
+    say(f"[pai-bench] sweep: {len(stored)} runs, {len(stored) - len(todo)} already done, "
         f"{len(todo)} to run {where}")
     run_options = dataclasses.replace(options, threads=options.threads or 1).for_worker()
+    for c, summary in stored.items():  # a stored result of another thread count is said
+        note = summary and threads_note(summary, run_options, paths.run_dir("", c).name)
+        if note:
+            say(f"[pai-bench] {note}")
     if todo:
         say(console.sweep_estimate(todo, options.torch_device, runner.at_once(options.torch_device),
                                    run_options.threads, sized_for, options.results_dir))
@@ -170,7 +189,8 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
         results.append(summary)
 
     runner.run(todo, run_options, finished,
-               say=bar.write if options.log is not None else options.say)
+               say=bar.write if options.log is not None else options.say,
+               plans={p.config: p for p in plans})
     bar.close()
     storage = [r["storage_error"] for r in results if r.get("storage_error")]
     if storage:  # every later run would fail the same way: the sweep's error, not a run's
@@ -180,4 +200,5 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
 
 
 __all__ = ["SweepSpec", "axes", "load_spec", "spec_from_dict", "pending", "run_sweep",
+           "prepare_all", "run_plans",
            "EXECUTORS", "ExecutorOptions"]

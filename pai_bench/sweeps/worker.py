@@ -1,8 +1,9 @@
 """One run of a sweep, in whatever process an executor gives it: ``run_one``.
 
 Below every executor (``pai_bench.sweeps.executors``): it knows nothing of how runs are scheduled. It
-loads the sweep's plugins, runs the config with the sweep's options (``RunOptions``: threads,
-device, loggers, evaluation, ...), and turns any failure other than divergence into a
+prepares the config (``pai_bench.prepare``: device, plugins, plan), runs it with the sweep's
+options (``RunOptions``: threads, device, loggers, evaluation, ...), and turns any failure
+other than divergence into a
 ``{"status": "failed"}`` result with the traceback written to ``<run>/error.txt``, so a sweep
 records it and goes on (a ``StorageError``, a disk that is full or read-only, is marked so that
 the sweep ends with that one line once every run was tried).
@@ -17,15 +18,20 @@ from pai_bench.pipeline import runner
 from pai_bench.config import RunConfig
 from pai_bench.errors import StorageError
 from pai_bench.io import atomic_write_text
-from pai_bench.methods import load_plugins
 from pai_bench.options import RunOptions
+from pai_bench.pipeline.plan import Plan
+from pai_bench.prepare import prepare, setup
 
 
-def run_one(config: RunConfig, options: RunOptions) -> dict:
-    """Execute one run in this process; returns its summary or {"status": "failed", ...}."""
-    load_plugins(options.plugins)
+def run_one(config: RunConfig, options: RunOptions, plan: Plan | None = None) -> dict:
+    """Execute one run in this process; returns its summary or {"status": "failed", ...}.
+    ``plan``: the config's plan when the sweep's parent made it in this very process (a sweep
+    with one worker); a worker process prepares the config itself (``pai_bench.prepare``)."""
     try:
-        return runner.execute(config, options)
+        if plan is None:  # another process than the one that planned it: its own setup
+            options = setup(options)
+            plan = prepare(config, options)
+        return runner.execute_plan(plan, options)
     except Exception as e:  # noqa: BLE001 - a sweep records any failure and goes on
         result = {"status": "failed", "error": f"{type(e).__name__}: {e}", "config": config}
         if isinstance(e, StorageError):  # the sweep stops with this line once it is done

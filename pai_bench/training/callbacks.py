@@ -119,6 +119,7 @@ def save_training_state(path: Path, model, optimizer, step: int, rows: list | No
     ``artifacts.read_training_state``'s job: it validates it too."""
     state = to_host({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "step": step})  # hashed and saved from one host copy
+    state["threads"] = torch.get_num_threads()  # a resume on another count is refused (device)
     if rows is not None:
         state["rows"] = rows
     if running is not None:
