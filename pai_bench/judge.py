@@ -110,13 +110,17 @@ def judge(method: str, options: RunOptions, executor: ExecutorOptions = Executor
         run_sweep(todo, options, executor)
     out = Path(out) if out is not None else options.results_dir / "judge" / f"{method}-{level}"
     runs = load_runs([options.results_dir], configs=configs, references=references)
-    paper = [resolve(RunConfig(method=m, sparsity=design.sparsity, seed=seed, **design.run),
-                     options.torch_device) for m in (*PAI_METHODS, *AFTER_TRAINING)
-             for seed in design.seeds]
-    drawn = load_runs([options.results_dir], configs=configs + paper, references=references)
-    drawn = drawn[drawn["check"] == "none"]
-    write_card(method, level, runs, drawn, design, out, calibration)
+    drawn = load_runs([options.results_dir], configs=configs + _paper(design, options),
+                      references=references)
+    write_card(method, level, runs, drawn[drawn["check"] == "none"], design, out, calibration)
     return out
+
+
+def _paper(design: Design, options: RunOptions) -> list[RunConfig]:
+    """The paper's methods in the design's setting: drawn beside the method where stored."""
+    return [resolve(RunConfig(method=m, sparsity=design.sparsity, seed=seed, **design.run),
+                    options.torch_device) for m in (*PAI_METHODS, *AFTER_TRAINING)
+            for seed in design.seeds]
 
 
 def calibrated(configs: list[RunConfig], options: RunOptions, executor: ExecutorOptions,
@@ -166,8 +170,11 @@ def write_card(method: str, level: str, runs: pd.DataFrame, drawn: pd.DataFrame,
              f"Calibration: {calibration.why}.", ""]
     if len(mine):
         lines.append(f"Cost of one run (mean over seeds): {mine['seconds'].mean():.1f} s, "
-                     f"{mine['train_macs'].mean():.3g} training MACs, accuracy "
-                     f"{100 * mine['test_accuracy'].mean():.2f}%.")
+                     f"{mine['train_macs'].mean():.3g} training MACs; accuracy "
+                     f"{100 * mine['test_accuracy'].mean():.2f}%, effective sparsity "
+                     f"{100 * mine['effective_sparsity'].astype(float).mean():.2f}% "
+                     f"(nominal {100 * design.sparsity:g}%: above it, weights stranded by "
+                     f"collapsed layers).")
     lines += ["", "## Questions", "",
               markdown(readable_verdicts(rows)) if len(rows) else "no comparison has the "
               "seeds for a verdict yet", "",

@@ -35,6 +35,7 @@ RESULT_COLUMNS = ["status", "test_accuracy", "test_loss", "kept", "prunable",
                   "dense_test_accuracy", "train_epochs", "dense_train_epochs", "train_macs",
                   "inference_macs", "dense_inference_macs", "seconds", "seconds_per_epoch",
                   "machine", "threads", "torch"]
+TEXT_COLUMNS = ("status", "machine", "torch")  # the rest are numbers
 SHOWN_STALE = 10  # stale rows listed one per line; the rest counted
 
 
@@ -92,10 +93,13 @@ def read_reference(path: Path | str, config_cls: type = RunConfig, configs=None
     rows, stale = [], []
     for i, row in enumerate(table.to_dict("records")):
         config, why = _config_of(row, config_cls)
-        if config is None:
+        if config is not None and (wanted is None or config.hash() in wanted):
+            try:
+                rows.append(_as_run(row, config))
+            except ValueError as e:  # a measurement that is no number: not used either
+                why = f"a measurement is not a number ({e})"
+        if why:
             stale.append(f"row {i + 2} ({row.get('method')}, hash {row.get('hash')}): {why}")
-        elif wanted is None or config.hash() in wanted:
-            rows.append(_as_run(row, config))
     if stale:
         _say_stale(path, stale)
     return pd.DataFrame(rows)
@@ -143,19 +147,20 @@ def _as_run(row: dict, config: RunConfig) -> dict:
     fields["method_args"] = ",".join(f"{k}={v}" for k, v in config.method_args)
     out = {**fields, "hash": row["hash"]}
     for column in RESULT_COLUMNS:
-        out[column] = _number(row.get(column, ""))
+        text = row.get(column, "")
+        out[column] = (text or None) if column in TEXT_COLUMNS else _number(text)
     return out
 
 
 def _number(text: str):
+    """A measurement cell as a number: an int where written as one, None where empty or not
+    finite."""
     if text == "":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        return text  # status, machine, the torch version
-    return int(value) if value.is_integer() and "." not in text and "e" not in text \
-        else (value if math.isfinite(value) else None)
+    value = float(text)
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
 def _say_stale(path: Path, stale: list[str]) -> None:
