@@ -17,7 +17,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
 from pai_bench.config import RunConfig
 from pai_bench.analysis.verdicts import INCONCLUSIVE, answer, read, seeds_to_settle

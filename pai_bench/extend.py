@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 
-import pandas as pd
 
 from pai_bench.config import RunConfig
 from pai_bench.analysis.findings import first_covering, with_margin
@@ -58,6 +57,7 @@ def _compared(specs: list[SweepSpec], findings, margin_points: float,
     """The runs of ``names`` in ``specs`` (at seed 0: every seed is compared alike) that a
     comparison covered by ``findings`` uses, as the compared runs or as their reference (a
     check's unmodified run, an after-training baseline)."""
+    import pandas as pd
     configs = list(dict.fromkeys(_seed0(c) for s in specs for c in s.configs()))
     rows = [{**_row(c), "status": "finished", "test_accuracy": 0.5} for c in configs]
     mine = [(c, _row(c)) for c in configs if c.method in names]

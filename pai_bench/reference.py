@@ -21,7 +21,10 @@ import math
 import sys
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
 from pai_bench import paths
 from pai_bench.config import RunConfig
@@ -81,6 +84,7 @@ def read_reference(path: Path | str, config_cls: type = RunConfig, configs=None
     """The rows of reference file ``path`` that count (``configs``: only theirs, if given), as
     ``results.load_runs`` rows; stale rows are listed on stderr and left out. A file that
     cannot be read, or has no hash column, is a ConfigError naming it."""
+    import pandas as pd
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype=object, keep_default_na=False)

@@ -26,7 +26,10 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
 from pai_bench.config import RunConfig
 from pai_bench.analysis.findings import first_covering, with_margin
@@ -66,6 +69,7 @@ def family_sizes(configs: list[RunConfig], findings, margin_points: float) -> Co
     """How many comparisons each finding's family holds in the report of ``configs`` (every
     run finished; the verdict table counts the same comparisons), keyed by family, and by
     (family, question) for the comparisons of each question."""
+    import pandas as pd
     rows = []
     for c in configs:
         row = c.to_dict()
@@ -105,6 +109,7 @@ def power_table(configs_per_seed: list[RunConfig], findings, plans: tuple[Plan, 
     """One row per planned finding the report of ``configs_per_seed`` (the runs of one seed)
     asks: its question, family size m (Holm's, over every question of the family), planning
     difference, the seeds it needs at the miniature's SD, and whether ``seeds`` suffice."""
+    import pandas as pd
     sizes = family_sizes(configs_per_seed, findings, margin_points)
     rows = []
     for p in plans:

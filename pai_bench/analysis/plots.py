@@ -21,23 +21,21 @@ Conventions, the same in every figure:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dataclasses
 import zlib
 from pathlib import Path
 
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
-from pai_bench import paths  # noqa: E402
-from pai_bench.artifacts import read_layer_report  # noqa: E402
-from pai_bench.config import RunConfig  # noqa: E402
-from pai_bench.methods import METHODS  # noqa: E402
-from pai_bench.analysis.table import accuracy_table, dense_table  # noqa: E402
+from pai_bench import paths
+from pai_bench.artifacts import read_layer_report
+from pai_bench.config import RunConfig
+from pai_bench.methods import METHODS
+from pai_bench.analysis.table import accuracy_table, dense_table
 
 CHECK_ORDER = ("none", "shuffle", "reinit", "invert")
 CHECK_LABEL = {"none": "original"}
@@ -50,6 +48,15 @@ MIN_LINE_POINTS = 3  # fewer measured sparsities: markers with error bars, no li
 REMAINING = "weights remaining (%)"
 SHOWN = ("method", "check", "prune_at", "sparsity", "budget")  # what a figure shows itself
 BUDGET_LABEL = {"matched": "compute-matched"}  # accuracy figures: a curve's label suffix
+
+
+def _pyplot():
+    """matplotlib's pyplot on the headless Agg backend, loaded with the first figure: a command
+    that draws nothing does not pay for it (``benchmarks/test_startup.py``)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def method_style(name: str) -> tuple[str, str]:
@@ -68,6 +75,7 @@ def _linestyle(method: str) -> str:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    plt = _pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = paths.figure_files(out_dir, name)
     for f in files:
@@ -85,6 +93,7 @@ CAPTION = {"width": "width {}", "subset": "{:,} training images", "test_subset":
 def caption(runs: pd.DataFrame, seeds: int) -> str:
     """How the runs' setting differs from the paper's (the fields all of them set to something
     other than the default) and over how many seeds the means are taken."""
+    import pandas as pd
     differs = []
     for f in dataclasses.fields(RunConfig):
         if f.name not in CAPTION or f.name not in runs or runs[f.name].nunique(dropna=False) != 1:
@@ -104,6 +113,7 @@ def _settings(table: pd.DataFrame, dense: pd.DataFrame, runs: pd.DataFrame):
     accuracy table's setting columns less what a figure shows itself (method, check, prune
     point, sparsity). Runs that differ in anything else never share a figure. ``setting``
     also holds ``caption``, said from the setting's ``runs``."""
+    import pandas as pd
     columns = list(table.columns)
     keys = [c for c in columns[:columns.index("mean")] if c not in SHOWN]
     for values, g in table.groupby(keys, dropna=False, sort=True):
@@ -136,10 +146,11 @@ def _equal_budget(table: pd.DataFrame) -> pd.DataFrame:
 
 def _remaining_axis(ax, sparsities) -> None:
     """Weights remaining on a log axis, decreasing to the right, ticked at the measured points."""
+    from matplotlib.ticker import NullLocator
     ticks = sorted({round(100 * (1 - s), 3) for s in sparsities})
     ax.set_xscale("log")
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.xaxis.set_minor_locator(NullLocator())
     if len(ticks) == 1:
         ax.set_xlim(ticks[0] * 1.5, ticks[0] / 1.5)
     elif len(ticks) < MIN_LINE_POINTS:  # room for side-by-side markers
@@ -202,6 +213,8 @@ def _random_line(ax, table: pd.DataFrame, sparsity: float | None = None) -> bool
 
 def _legend(ax, dense: pd.DataFrame, random: bool = False, **kwargs) -> None:
     """The drawn curves, then the references: dense (mean line and ± std band) and random."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     handles, labels = ax.get_legend_handles_labels()
     if random:
         color, _ = method_style("random")
@@ -226,6 +239,7 @@ def _title(fig, ax, text: str, g, setting) -> None:
 
 def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per setting: a curve per method (unmodified, at step 0), baselines dashed."""
+    plt = _pyplot()
     table, dense = accuracy_table(runs), dense_table(runs)
     base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
     if "budget" not in base.columns:  # one budget among the runs: the table leaves it out
@@ -276,12 +290,14 @@ def _checks(g: pd.DataFrame) -> list[str]:
 
 
 def _check_handles(checks) -> tuple[list, list]:
+    from matplotlib.lines import Line2D
     return ([Line2D([], [], color="dimgray", marker=CHECK_MARKER.get(c, "o"), linestyle="none",
                     markerfacecolor="dimgray" if CHECK_FILL.get(c, True) else "white")
              for c in checks], [CHECK_LABEL.get(c, c) for c in checks])
 
 
 def _checks_at_one_sparsity(g, everything, dense, methods):
+    plt = _pyplot()
     checks = _checks(g)
     fig, ax = plt.subplots(figsize=(1.3 * len(methods) + 2.5, 4.2))
     width = 0.8 / len(checks)
@@ -313,6 +329,7 @@ def _checks_at_one_sparsity(g, everything, dense, methods):
 
 
 def _checks_over_sparsities(g, everything, dense, methods):
+    plt = _pyplot()
     cols = min(3, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharey=True,
@@ -338,6 +355,8 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Accuracy vs the training step at which each method pruned (0 = at initialization): one
     panel per sparsity, a curve per method, random pruning at step 0 as the reference; only
     for settings with more than one pruning step."""
+    from matplotlib.ticker import NullLocator
+    plt = _pyplot()
     table, dense = _equal_budget(accuracy_table(runs)), dense_table(runs)
     base = table[table["check"] == "none"]
     files = []
@@ -363,7 +382,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
             ax.set_xscale("symlog", linthresh=max(1, min(x for x in steps if x > 0)))
             ax.set_xticks(steps, [f"{x:g}" for x in steps])
             ax.set_xlim(-0.5 * steps[1], 1.5 * steps[-1])  # room for the end points' error bars
-            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xlabel("training step at which the network is pruned (symlog)")
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(f"{100 * (1 - s):g}% weights remaining")
@@ -382,6 +401,7 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
     mean over the seeds stored, each method in its colour, marker and line style, slightly
     offset so that methods with equal densities (ltr and magnitude after training share
     their masks) stay visible."""
+    plt = _pyplot()
     pick = _equal_budget(runs[(runs["check"] == "none") & (runs["prune_at"] == 0)
                               & ((runs["sparsity"] - sparsity).abs() < 1e-9)])
     files = []

@@ -10,8 +10,10 @@ import dataclasses
 import warnings
 from pathlib import Path
 
-import pandas as pd
-from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
 from pai_bench import paths
 from pai_bench.artifacts import read_summary
@@ -45,6 +47,7 @@ def load_runs(results_dir, configs=None, config_cls: type = RunConfig, *,
     (``pai_bench.reference``: their stale rows are listed and left out) read beside them. A
     run found twice (one hash) counts once, the first found: folders first, in order. The
     column ``source`` names the folder or file of each row."""
+    import pandas as pd
     folders = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
     frames = [_folder_runs(f, configs, config_cls).assign(source=str(f)) for f in folders]
     frames += [read_reference(r, config_cls, configs).assign(source=str(r)) for r in references]
@@ -57,6 +60,7 @@ def load_runs(results_dir, configs=None, config_cls: type = RunConfig, *,
 
 def _folder_runs(results_dir: Path | str, configs, config_cls: type) -> pd.DataFrame:
     """The runs stored under one results folder (``load_runs``)."""
+    import pandas as pd
     if not Path(results_dir).is_dir():
         raise ConfigError(f"results folder {results_dir} does not exist")
     rows = []
@@ -97,6 +101,7 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
     ``detectable_difference`` (at 80% power, level α/family_size) and
     ``seeds_to_settle`` (per group, for inconclusive rows; empty where no number would).
     Diverged runs count as missing."""
+    import pandas as pd
     points = margin_points if margin_points is not None else default_margin_points(runs)
     findings = with_margin(PAPER_FINDINGS if findings is None else findings, points)
     rows = []
@@ -119,6 +124,7 @@ def verdicts(runs: pd.DataFrame, alpha: float = 0.05, config_cls: type = RunConf
 def _adjust(table: pd.DataFrame) -> pd.DataFrame:
     """Holm within each family (the claims' p-values, and apart their opposites'), then the
     reading and the power columns of every row."""
+    import pandas as pd
     table["family_size"] = table.groupby("family")["p_value"].transform("size")
     table["p_adjusted"] = _holm_per_family(table, "p_value")
     table["p_opposite_adjusted"] = _holm_per_family(table, "p_opposite")  # as carefully
@@ -136,6 +142,7 @@ def _adjust(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _holm_per_family(table: pd.DataFrame, column: str) -> pd.Series:
+    import pandas as pd
     adjusted = pd.Series(index=table.index, dtype=float)
     for idx in table.groupby("family").groups.values():
         adjusted[idx] = holm(table.loc[idx, column])
@@ -202,6 +209,7 @@ def _unmodified(fields: dict, config_cls: type, but: tuple[str, ...] = ()) -> bo
 
 
 def _is_default(value, default) -> bool:
+    import pandas as pd
     if default is None or default == ():  # None and () are NaN and "" in the table
         return value is None or value == "" or (not isinstance(value, str) and pd.isna(value))
     return value == default
@@ -228,6 +236,7 @@ def compare(a: list[float], b: list[float], alpha: float = 0.05) -> dict:
     """The two-sided question "do mean(a) and mean(b) differ?": Welch's t-test (statsmodels,
     unequal variances) with a 1 - alpha interval. Kept for callers that ask it; the report asks
     its findings' directional questions (``verdicts``)."""
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
     cm = CompareMeans(DescrStatsW(a), DescrStatsW(b))
     diff = float(cm.d1.mean - cm.d2.mean)
     if cm.std_meandiff_separatevar == 0:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pathlib import Path
 
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
 from pai_bench import paths
 from pai_bench.io import atomic_write_text
@@ -32,6 +36,7 @@ def group_columns(runs: pd.DataFrame, first: list[str], fields: list[str]) -> li
 def accuracy_table(runs: pd.DataFrame, config_cls: type = RunConfig) -> pd.DataFrame:
     """One row per setting and check (every field but the seed): accuracy mean, std, n, with
     the cost columns (means) beside it. Diverged runs are counted apart, not averaged."""
+    import pandas as pd
     keys = group_columns(runs, SHOWN_FIRST, setting_fields(config_cls))
     ok = runs[runs["status"] == "finished"]
     # measured where a run recorded it (runs stored before it did: NaN)
@@ -66,6 +71,7 @@ def matching_sparsity(table: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
     """Per method (unmodified, pruned at step 0 or after training) and dense setting: the
     highest sparsity whose mean accuracy is within one standard deviation of the dense
     network's mean."""
+    import pandas as pd
     keys = [c for c in dense.columns if c not in ("mean", "std", "seeds")]
     base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
     ref = dense[keys + ["mean", "std"]].rename(columns={"mean": "dense_mean", "std": "dense_std"})
@@ -80,6 +86,7 @@ def matching_sparsity(table: pd.DataFrame, dense: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pct(value) -> str:
+    import pandas as pd
     return "" if value is None or pd.isna(value) else f"{100 * value:.2f}"
 
 
@@ -97,6 +104,7 @@ def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
     """The table as shown in Markdown and LaTeX: accuracies and sparsities in percent
     (differences in percentage points), "none" written out, the columns that matter. The CSV
     keeps every column as the fractions computed."""
+    import pandas as pd
     t = table
     keys = list(t.columns[:list(t.columns).index("mean")]) if "mean" in t.columns else []
     extra = [c for c in keys if c not in SHOWN_FIRST]  # setting fields that vary
@@ -131,6 +139,7 @@ def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
 def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     """The verdict table in points: what is compared with what, the finding's question, the
     numbers behind the reading, and the power (``results.verdicts`` names every column)."""
+    import pandas as pd
     keys = list(t.columns[:list(t.columns).index("comparison")])  # the setting's fields
     out = t[["model"]].copy()
     out["sparsity (%)"] = t["sparsity"].map(_pct)
@@ -159,6 +168,7 @@ def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (pandas' ``to_markdown`` would need the tabulate package)."""
+    import pandas as pd
     def cell(v) -> str:
         if isinstance(v, float):
             return "" if pd.isna(v) else f"{v:.4g}"

@@ -50,9 +50,10 @@ import math
 import warnings
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestIndPower
-from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttost_ind
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    from statsmodels.stats.weightstats import CompareMeans
 
 from pai_bench.errors import ConfigError
 
@@ -84,6 +85,7 @@ def answer(a, b, question: str, margin: float, alpha: float = 0.05) -> dict:
     difference, its 1 - 2α Welch interval, the question's p-value, the p-value of its opposite
     (``OPPOSITE``) and the pooled standard deviation (for power). ``margin``: δ as a fraction
     (0.02 = 2 points)."""
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
     check_question(question, margin, alpha)
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < MIN_SEEDS or len(b) < MIN_SEEDS:
@@ -140,6 +142,7 @@ def _p_opposite(cm: CompareMeans, question: str, margin: float) -> float:
 
 def _p_value(a, b, cm: CompareMeans, question: str, margin: float) -> float:
     """The question's Welch p-value (statsmodels); NaN, which nothing proves, reads as 1."""
+    from statsmodels.stats.weightstats import ttost_ind
     if question == "equivalent":
         p = float(ttost_ind(a, b, -margin, margin, usevar="unequal")[0])
         return 1.0 if math.isnan(p) else p
@@ -152,6 +155,7 @@ def holm(pvalues) -> list[float]:
     """Holm's step-down adjustment, in the input order (statsmodels' ``multipletests``): with
     the m p-values sorted ascending, p_(k) becomes max_{j <= k} min(1, (m - j + 1) p_(j)); it
     controls the family-wise error rate at any α."""
+    from statsmodels.stats.multitest import multipletests
     pvalues = list(pvalues)
     if not pvalues:
         return []
@@ -179,6 +183,7 @@ def detectable_difference(n1: int, n2: int, sd: float, question: str, alpha: flo
     """The smallest true distance from the null's boundary (|d| for worse and better, d + δ for
     not worse, δ - |d| for equivalent) that n1 and n2 seeds detect with probability POWER at
     level α/family_size: Cohen's d from ``TTestIndPower.solve_power`` times the pooled SD."""
+    from statsmodels.stats.power import TTestIndPower
     level, power = _one_sided(question, alpha / family_size)
     if sd == 0:
         return 0.0
@@ -200,6 +205,7 @@ def seeds_to_settle(diff: float, sd: float, question: str, margin: float, alpha:
     """Seeds per group that would establish the claim with probability POWER if the true
     difference and SD were the observed ones (``TTestIndPower.solve_power`` for nobs1, equal
     groups); None when no number would: the observed difference lies on the null's side."""
+    from statsmodels.stats.power import TTestIndPower
     gap = distance(diff, question, margin)
     if gap <= 0 or sd == 0:
         return None if gap <= 0 else MIN_SEEDS

@@ -44,7 +44,10 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the library loads where used
+    import pandas as pd
 
 from pai_bench.analysis import report
 from pai_bench.config import RunConfig, dense_config
