@@ -42,16 +42,17 @@ def _is_type_checking(test: ast.expr) -> bool:
     return getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING"  # Name / typing.X
 
 
-def _collect(nodes, in_function: bool, top: list, inner: list) -> None:
-    """Sort the import statements under ``nodes`` into module-level and function-level ones."""
+def _collect(nodes, in_function: bool, top: list, inner: list, typing: bool = False) -> None:
+    """Sort the import statements under ``nodes`` into module-level and function-level ones
+    (``typing``: count the imports made for type checkers only as module-level ones)."""
     for node in nodes:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             (inner if in_function else top).append(node)
-        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+        elif isinstance(node, ast.If) and _is_type_checking(node.test) and not typing:
             _collect(node.orelse, in_function, top, inner)  # the ``if TYPE_CHECKING`` body never runs
         else:
             is_function = isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            _collect(ast.iter_child_nodes(node), in_function or is_function, top, inner)
+            _collect(ast.iter_child_nodes(node), in_function or is_function, top, inner, typing)
 
 
 def _targets(node, module: str, is_package: bool, modules) -> set[str]:
@@ -65,13 +66,14 @@ def _targets(node, module: str, is_package: bool, modules) -> set[str]:
     return {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
 
 
-def scan(root: Path, packages: dict[str, str]):
-    """(module-level import graph among project modules, [(file, line, module)] in functions)."""
+def scan(root: Path, packages: dict[str, str], typing: bool = False):
+    """(module-level import graph among project modules, [(file, line, module)] in functions);
+    ``typing``: with the imports made for type checkers only."""
     modules = project_modules(root, packages)
     graph, function_imports = {}, []
     for module, path in modules.items():
         top, inner = [], []
-        _collect(ast.parse(path.read_text(), str(path)).body, False, top, inner)
+        _collect(ast.parse(path.read_text(), str(path)).body, False, top, inner, typing)
         is_package = path.name == "__init__.py"
         graph[module] = {t for node in top for t in _targets(node, module, is_package, modules)
                          if t in modules and t != module}
@@ -132,6 +134,13 @@ def _walk(graph, component: set[str]) -> list[str]:
 def test_no_import_cycles():
     found = cycles(scan(ROOT, PACKAGES)[0])
     assert not found, "import cycles at module level:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_no_import_cycles_even_through_imports_for_type_checkers():
+    """A circle that only type checkers see is still two modules that each need the other's
+    names: the shared piece belongs below both (data/cache and data/folders -> data/files)."""
+    found = cycles(scan(ROOT, PACKAGES, typing=True)[0])
+    assert not found, "import cycles through TYPE_CHECKING:\n" + "\n".join(" -> ".join(c) for c in found)
 
 
 def test_function_level_imports_only_for_optional_dependencies():

@@ -21,16 +21,13 @@ import hashlib
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from pai_bench.io import Invalid, quarantine, tensor_digest
+from pai_bench.data.files import FileList
 from pai_bench.errors import DataNotFoundError
-
-if TYPE_CHECKING:
-    from pai_bench.data.folders import FileList
 
 CACHE_FORMAT = 3  # bump when the cache file's content changes: old files then stop matching
 # (2: file sizes and modification times, sha256 of the decoded arrays)

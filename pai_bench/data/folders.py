@@ -15,7 +15,6 @@ import os
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from pai_bench.data.cache import cache_path, make_entry, read_cache  # noqa: F401 (sets.py)
+from pai_bench.data.files import FileList
 from pai_bench.errors import DataNotFoundError
 from pai_bench.io import atomic_save_torch
 
@@ -33,37 +33,6 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DECODE_CHUNK = 2500  # images per worker task; fewer than two chunks are decoded in-process
 MAX_DECODE_WORKERS = 8
-
-
-@dataclass(frozen=True)
-class FileList:
-    """The image files of one split: paths relative to ``folder``, labels, class names."""
-
-    folder: Path
-    paths: tuple[str, ...]
-    labels: tuple[int, ...]
-    classes: tuple[str, ...]
-
-    def digest(self) -> str:
-        """Hash of the (file, class) list: a cache is valid only for the same list."""
-        h = hashlib.sha256()
-        for path, label in zip(self.paths, self.labels):
-            h.update(f"{path}\t{self.classes[label]}\n".encode())
-        return h.hexdigest()
-
-    def stats(self) -> tuple[Tensor, Tensor]:
-        """int64 (st_size, st_mtime_ns) of every file: an image rewritten in place under the
-        same name changes them, so a cache keyed by names alone would serve its old pixels."""
-        folder, sizes, mtimes = str(self.folder), [], []
-        for path in self.paths:
-            try:
-                st = os.stat(os.path.join(folder, path))
-            except OSError as error:
-                raise DataNotFoundError(f"cannot read image {self.folder / path}: "
-                                        f"{error.strerror or error}") from None
-            sizes.append(st.st_size)
-            mtimes.append(st.st_mtime_ns)
-        return torch.tensor(sizes, dtype=torch.int64), torch.tensor(mtimes, dtype=torch.int64)
 
 
 def _entries(folder: Path) -> tuple[list[str], list[str]]:
