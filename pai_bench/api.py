@@ -34,14 +34,14 @@ from pai_bench.pipeline.export import export_run
 from pai_bench.methods import METHODS
 from pai_bench.models import register_model
 from pai_bench.options import RunOptions, from_kwargs, split_kwargs
-from pai_bench.prepare import prepare, run_settings, setup
+from pai_bench.pipeline.prepare import prepare, run_settings, setup
 from pai_bench.analysis.results import load_runs
 from pai_bench.training.train import Callback
 
 
 def _options(entry: str, given: dict) -> RunOptions:
     """The run options of an API entry point: the CLI's, but no progress bars unless asked
-    (set up, once, by ``pai_bench.prepare``)."""
+    (set up, once, by ``pai_bench.pipeline.prepare``)."""
     return from_kwargs(RunOptions, entry, {"progress": False, **given})
 
 
@@ -54,7 +54,7 @@ def run(config: RunConfig | None = None, *, masks: Path | str | None = None, cal
     file (as ``--masks``). ``callbacks``: ``pai_bench.Callback`` objects added to the training
     loop."""
     given, settings = split_kwargs(kwargs, RunOptions)
-    options = setup(_options("run", given))  # the one front door (pai_bench.prepare)
+    options = setup(_options("run", given))  # the one front door (pai_bench.pipeline.prepare)
     method = None
     if config is None:
         config, method = run_settings(settings, masks)  # as the CLI: a contradiction refused

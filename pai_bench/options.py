@@ -12,7 +12,7 @@ and where.
 No option changes a run's numbers but one: two runs of one config with different options share
 one result folder (the device and precision that do matter are resolved into the config first,
 ``pai_bench.precision``; the data root's content enters it as ``data_digest`` where the data
-set's name does not fix it, ``pai_bench.prepare``). The exception is the CPU thread count,
+set's name does not fix it, ``pai_bench.pipeline.prepare``). The exception is the CPU thread count,
 which changes a CPU run's last digits: it is recorded with each run and said when a stored
 result's differs (docs/identity.md).
 

@@ -1,6 +1,6 @@
 """Issue 37: a run's name covers what changes its numbers (the data's content, the masks), what
 it does not cover is recorded and said (the CPU thread count), and every entry point prepares
-its runs through one door (``pai_bench.prepare``)."""
+its runs through one door (``pai_bench.pipeline.prepare``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import pai_bench
-from pai_bench import paths, prepare
+from pai_bench import paths
+from pai_bench.pipeline import prepare
 from pai_bench.pipeline import runner
 from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig
@@ -241,7 +242,7 @@ def prepared(monkeypatch) -> Counter:
     monkeypatch.setattr(prepare, "make_plan", plan)
     monkeypatch.setattr(prepare, "load_plugins", lambda *a: calls.update(["plugins"]))
     for module in ("pai_bench.api", "pai_bench.cli.commands", "pai_bench.sweeps.experiments",
-                   "pai_bench.sweeps.sweep", "pai_bench.sweeps.worker", "pai_bench.prepare"):
+                   "pai_bench.sweeps.sweep", "pai_bench.sweeps.worker", "pai_bench.pipeline.prepare"):
         monkeypatch.setattr(f"{module}.setup", setup, raising=False)
     return calls
 

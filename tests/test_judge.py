@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pai_bench import judge as judging
+from pai_bench.sweeps import judge as judging
 from pai_bench.cli.parser import main
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.options import RunOptions
-from pai_bench.reference import reference_rows, write_reference
+from pai_bench.analysis.reference import reference_rows, write_reference
 from pai_bench.analysis.results import load_runs
 from pai_bench.sweeps.sweep import run_sweep
 from pai_bench.analysis.verdicts import seeds_to_settle

@@ -11,7 +11,7 @@ import torch
 
 from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig
-from pai_bench.reference import RESULT_COLUMNS
+from pai_bench.analysis.reference import RESULT_COLUMNS
 from pai_bench.analysis.results import load_runs
 
 TINY = ["--model", "mlp", "--dataset", "synthetic", "--batch-size", "32", "--subset", "320",

@@ -21,7 +21,7 @@ from pai_bench.config import RunConfig, fields_of, setting_fields
 from pai_bench.errors import ConfigError
 from pai_bench.analysis.findings import (PAPER_FINDINGS, after_training, default_margin_points,
                                 first_covering, with_margin)
-from pai_bench.reference import read_reference
+from pai_bench.analysis.reference import read_reference
 from pai_bench.analysis.verdicts import (INCONCLUSIVE, MIN_SEEDS, answer, detectable_difference, holm,
                                 read, seeds_to_settle)
 
@@ -44,7 +44,7 @@ def load_runs(results_dir, configs=None, config_cls: type = RunConfig, *,
     path is not an empty result).
 
     ``results_dir`` may be several folders, and ``references`` reference files
-    (``pai_bench.reference``: their stale rows are listed and left out) read beside them. A
+    (``pai_bench.analysis.reference``: their stale rows are listed and left out) read beside them. A
     run found twice (one hash) counts once, the first found: folders first, in order. The
     column ``source`` names the folder or file of each row."""
     import pandas as pd

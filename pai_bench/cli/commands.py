@@ -22,14 +22,14 @@ from pai_bench.data import DATASETS
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.pipeline.export import export_run
-from pai_bench import judge as judging
+from pai_bench.sweeps import judge as judging
 from pai_bench.io import check_writable_dir
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.methods.base import option_fields as option_fields_of
 from pai_bench.models import MODELS
 from pai_bench.options import RunOptions, from_kwargs, option_fields
-from pai_bench.prepare import prepare, run_settings, setup
-from pai_bench.reference import reference_rows, write_reference
+from pai_bench.pipeline.prepare import prepare, run_settings, setup
+from pai_bench.analysis.reference import reference_rows, write_reference
 from pai_bench.analysis.results import load_runs
 from pai_bench.sanity_checks import CHECKS
 
@@ -63,7 +63,7 @@ def load_cli_plugins(plugins: tuple[str, ...]) -> None:
 
 def run_options(args, entry: str) -> RunOptions:
     """The run options of ``entry``, made concrete, results folder writable (set up, plugins
-    loaded, by ``pai_bench.prepare``: once, by ``run`` here, by the sweep otherwise)."""
+    loaded, by ``pai_bench.pipeline.prepare``: once, by ``run`` here, by the sweep otherwise)."""
     options = options_from_args(args, RunOptions, entry).resolved()
     plugins_from_cwd()
     check_writable_dir(options.results_dir)
@@ -100,7 +100,7 @@ def config_from_args(args, config_cls: type = RunConfig) -> RunConfig:
 
 
 def run(args) -> int:
-    options = setup(run_options(args, "run"))  # device bound, plugins loaded: pai_bench.prepare
+    options = setup(run_options(args, "run"))  # device bound, plugins loaded: pai_bench.pipeline.prepare
     config, method = run_settings(settings(args, args.config_cls), args.masks, args.config_cls)
     plan = prepare(config, options, method)  # every name checked before anything is written
     config = plan.config
@@ -195,7 +195,7 @@ def judge(args) -> int:
 
 def reference_export(args) -> int:
     """``reference export FOLDER... --out FILE``: every stored run of the folders, one row
-    each (``pai_bench.reference``)."""
+    each (``pai_bench.analysis.reference``)."""
     folders = [report.results_folder(d) for d in args.results_dirs]
     runs = load_runs(folders)
     if runs.empty:

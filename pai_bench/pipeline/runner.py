@@ -38,7 +38,7 @@ from pai_bench.masks import Masks
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan, load_data
 from pai_bench.precision import machine
-from pai_bench.prepare import prepare_run
+from pai_bench.pipeline.prepare import prepare_run
 from pai_bench.scoring import compute_masks
 from pai_bench.seeding import generator
 from pai_bench.training.train import Diverged, evaluate, train
@@ -67,7 +67,7 @@ def execute(config: RunConfig, options: RunOptions, callbacks: tuple = ()) -> di
     loop. ``precision="auto"`` is resolved for the device first: the run is named by the
     precision it uses. Another process asking for the same run waits for it and returns its
     stored summary: a run is never trained twice at once."""
-    plan, options = prepare_run(config, options)  # the one front door (pai_bench.prepare)
+    plan, options = prepare_run(config, options)  # the one front door (pai_bench.pipeline.prepare)
     return execute_plan(plan, options, callbacks)
 
 

@@ -54,12 +54,12 @@ from pai_bench.config import RunConfig, dense_config
 from pai_bench.analysis.design import Miniature, Plan, power_table
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
-from pai_bench.extend import add_methods, experiment_toml
+from pai_bench.sweeps.extend import add_methods, experiment_toml
 from pai_bench.methods import make_method
 from pai_bench.analysis.findings import (CONTESTED_FINDINGS, MARGIN_POINTS, PAPER_FINDINGS, SHUFFLED, Finding,
                                 select)
 from pai_bench.options import RunOptions
-from pai_bench.prepare import setup
+from pai_bench.pipeline.prepare import setup
 from pai_bench.recipes import PRUNE_EARLY_STEPS
 from pai_bench.registry import Registry
 from pai_bench.sweeps.sweep import SweepSpec, prepare_all, run_plans

@@ -36,7 +36,7 @@ from pai_bench.sweeps.executors import EXECUTORS, ExecutorOptions
 from pai_bench.methods import METHODS
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan
-from pai_bench.prepare import prepare, setup
+from pai_bench.pipeline.prepare import prepare, setup
 from pai_bench.pipeline.runner import stored_summary, threads_note
 
 
@@ -142,7 +142,7 @@ def run_sweep(configs: list[RunConfig], options: RunOptions,
 
 
 def prepare_all(configs: list[RunConfig], options: RunOptions) -> list[Plan]:
-    """Each config prepared once (``pai_bench.prepare``: options that went through ``setup``),
+    """Each config prepared once (``pai_bench.pipeline.prepare``: options that went through ``setup``),
     every name and option checked before anything runs; configs that name one run (``auto``
     and the precision it resolves to) are one plan."""
     plans: dict[RunConfig, Plan] = {}

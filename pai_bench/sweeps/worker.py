@@ -1,7 +1,7 @@
 """One run of a sweep, in whatever process an executor gives it: ``run_one``.
 
 Below every executor (``pai_bench.sweeps.executors``): it knows nothing of how runs are scheduled. It
-prepares the config (``pai_bench.prepare``: device, plugins, plan), runs it with the sweep's
+prepares the config (``pai_bench.pipeline.prepare``: device, plugins, plan), runs it with the sweep's
 options (``RunOptions``: threads, device, loggers, evaluation, ...), and turns any failure
 other than divergence into a
 ``{"status": "failed"}`` result with the traceback written to ``<run>/error.txt``, so a sweep
@@ -20,13 +20,13 @@ from pai_bench.errors import StorageError
 from pai_bench.io import atomic_write_text
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan
-from pai_bench.prepare import prepare, setup
+from pai_bench.pipeline.prepare import prepare, setup
 
 
 def run_one(config: RunConfig, options: RunOptions, plan: Plan | None = None) -> dict:
     """Execute one run in this process; returns its summary or {"status": "failed", ...}.
     ``plan``: the config's plan when the sweep's parent made it in this very process (a sweep
-    with one worker); a worker process prepares the config itself (``pai_bench.prepare``)."""
+    with one worker); a worker process prepares the config itself (``pai_bench.pipeline.prepare``)."""
     try:
         if plan is None:  # another process than the one that planned it: its own setup
             options = setup(options)

@@ -14,7 +14,7 @@ Two levels (``LEVELS``): ``quick``, the design's seeds for every group (``CPU_SE
 reinitialized runs (``design.seeds_needed``, planned for no effect). Runs already stored, or
 present in a reference file (``--reference``), are not trained again; the rest run as one
 resumable sweep. Reference rows made on another machine are used only after a calibration here
-shows this machine's accuracies equivalent to theirs (``pai_bench.calibration``); otherwise the
+shows this machine's accuracies equivalent to theirs (``pai_bench.analysis.calibration``); otherwise the
 references are trained here, and the card says why. Not built yet: the paper scale.
 """
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # annotations only: the library loads where used
     import pandas as pd
 
 from pai_bench.analysis import plots
-from pai_bench.calibration import (CALIBRATED, Calibration, calibrate, calibration_configs,
+from pai_bench.analysis.calibration import (CALIBRATED, Calibration, calibrate, calibration_configs,
                                    foreign)
 from pai_bench.config import RunConfig
 from pai_bench.analysis.design import family_sizes, seeds_needed
@@ -128,7 +128,7 @@ def _paper(design: Design, options: RunOptions) -> list[RunConfig]:
 
 def calibrated(configs: list[RunConfig], options: RunOptions, executor: ExecutorOptions,
                references, design: Design) -> Calibration:
-    """Whether the reference rows of ``configs`` may be used here (``pai_bench.calibration``):
+    """Whether the reference rows of ``configs`` may be used here (``pai_bench.analysis.calibration``):
     rows made on this machine, yes; rows made elsewhere, after a calibration run here."""
     rows = load_runs([], configs=configs, references=references) if references else None
     if rows is None or rows.empty:
