@@ -23,6 +23,8 @@ import pai_bench
 from pai_bench import paths, prepare, runner
 from pai_bench.cli import main
 from pai_bench.config import RunConfig
+from pai_bench.data import DatasetSpec
+from pai_bench.data.sets import load_synthetic
 from pai_bench.errors import ConfigError
 from pai_bench.experiments import EXPERIMENTS, Experiment
 from pai_bench.fake_cuda import FakeCuda
@@ -114,6 +116,17 @@ def test_a_named_data_set_with_other_content_is_refused_in_one_line(tmp_path, ca
     assert code == 2 and len(err) == 1, err
     assert "fingerprint" in err[0] and str(root) in err[0] and "imagefolder" in err[0]
     assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_a_registered_data_set_is_named_by_the_files_under_its_root(tmp_path):
+    pai_bench.register_dataset(DatasetSpec("test_mine", 10, (3, 32, 32), load_synthetic,
+                                           "a user's data set"))
+    for name, text in (("a", "one"), ("b", "three"), ("c", "one")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.bin").write_text(text)
+    config = RunConfig(method="random", dataset="test_mine")
+    a, b, c = (prepare.data_identity(config, tmp_path / n) for n in "abc")
+    assert a.hash() != b.hash() and a.hash() == c.hash() != config.hash()
 
 
 def test_the_shared_cifar10_copy_is_the_one_the_name_stands_for(cifar_root):
