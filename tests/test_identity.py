@@ -1,6 +1,7 @@
 """Issue 37: a run's name covers what changes its numbers (the data's content, the masks), what
-it does not cover is recorded and said (the CPU thread count), and every entry point prepares
-its runs through one door (``pai_bench.prepare``)."""
+it does not cover is recorded and said (the CPU thread count), every entry point prepares its
+runs through one door (``pai_bench.prepare``), and settings and options are one kind of field
+(``pai_bench.fields``)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ from pai_bench.config import RunConfig
 from pai_bench.data import DatasetSpec
 from pai_bench.data.sets import load_synthetic
 from pai_bench.errors import ConfigError
+from pai_bench.executors import ExecutorOptions
 from pai_bench.experiments import EXPERIMENTS, Experiment
 from pai_bench.fake_cuda import FakeCuda
+from pai_bench.fields import field, identity_fields
 from pai_bench.methods.given import file_digest
 from pai_bench.models import create_model
 from pai_bench.options import RunOptions
@@ -294,3 +297,17 @@ def test_a_model_registered_under_main_fails_a_two_worker_sweep_at_once(tmp_path
     assert done.returncode != 0 and "ConfigError: model 'tiny_cnn3' is registered" in last
     assert "--plugin" in last and "entry point" in last
     assert not list((tmp_path / "r").glob("runs/*/summary.json"))  # no run tried
+
+
+# --- one declaration of a field ----------------------------------------------------------------
+
+def test_settings_and_options_are_one_kind_of_field_with_an_identity_flag():
+    classes = (RunConfig, RunOptions, ExecutorOptions)
+    assert identity_fields(RunConfig) == [f.name for f in dataclasses.fields(RunConfig)]
+    assert identity_fields(RunOptions) == [] == identity_fields(ExecutorOptions)
+    assert len({frozenset(f.metadata) for c in classes for f in dataclasses.fields(c)}) == 1
+
+    @dataclasses.dataclass(frozen=True)
+    class Noted(RunConfig):  # a field that is not part of the run's name stays out of its hash
+        note: str = field("", "a remark kept with the run", identity=False)
+    assert Noted(method="snip", note="first try").hash() == RunConfig(method="snip").hash()
