@@ -43,6 +43,7 @@ from typing import Any, Callable
 
 from pai_bench import recipes
 from pai_bench.errors import ConfigError
+from pai_bench.fields import field
 from pai_bench.pruning import SCOPES
 from pai_bench.recipes import Recipe
 
@@ -72,27 +73,15 @@ MAX_LR = 3.4028234663852886e38
 MAX_ROUNDS = 10_000
 
 
-def setting(default: Any, group: str, help: str, kind: Callable = str, *,
-            choices: tuple[str, ...] | None = None, axis: str | None = None,
-            minimum: float | None = None, maximum: float | None = None, positive: bool = False,
-            flag: str | None = None, cli_default: Any = None, sparse_only: bool = False,
-            derived: bool = False):
-    """A configuration field. ``kind``: str, int or float (how CLI, TOML and Python values are
-    made canonical); ``axis``: the plural name when a sweep varies it; ``minimum``/``positive``:
-    the valid range (None always allowed when it is the default); ``maximum``: the largest
-    valid value; ``flag``: the CLI flag when it
-    is not ``--field-name``; ``cli_default``: what the CLI uses when the flag is not given
-    (None: the field's default); ``sparse_only``: a training setting that acts on the pruned
-    network's training only, not on the dense network's (not part of the dense-run key);
-    ``derived``: set by the entry point from what it finds (the data's fingerprint), no flag."""
+def setting(default: Any, group: str, help: str, kind: Callable = str, **meta):
+    """A configuration field: ``fields.field`` with ``identity=True`` (part of the run's name)
+    in ``group``. ``kind``: str, int, float or bool (how CLI, TOML and Python values are made
+    canonical); the rest as ``fields.field`` says (``axis``, ``minimum``/``positive``: None is
+    always allowed when it is the default, ``maximum``, ``flag``, ``cli_default``,
+    ``sparse_only``: not part of the dense-run key, ``derived``: set by the entry point)."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}; valid groups: {', '.join(GROUPS)}")
-    meta = dict(group=group, help=help, kind=kind, choices=choices, axis=axis, minimum=minimum,
-                maximum=maximum, positive=positive, flag=flag, cli_default=cli_default,
-                sparse_only=sparse_only, derived=derived)
-    if default is dataclasses.MISSING:
-        return dataclasses.field(metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+    return field(default, help, identity=True, group=group, kind=kind, **meta)
 
 
 @dataclass(frozen=True)
@@ -178,8 +167,12 @@ class RunConfig:
         return 1.0 - self.sparsity
 
     def non_default(self) -> dict[str, Any]:
+        """The identity fields (``fields.field``) whose values differ from their defaults:
+        what names the run (``hash``)."""
         out = {}
         for f in dataclasses.fields(self):
+            if not f.metadata.get("identity", True):
+                continue
             value = getattr(self, f.name)
             if f.default is dataclasses.MISSING or value != f.default:
                 out[f.name] = [list(p) for p in value] if f.name == "method_args" else value

@@ -2,10 +2,12 @@
 
 ``RunConfig`` (``pai_bench.config``) says *what* a run is; ``RunOptions`` says where its files go,
 which device and threads it uses, what it logs and prints. Like open_lth's ``Platform``, the
-options are one frozen value, declared once, with their help, and handed down whole: the CLI
-flags of ``run``, ``sweep`` and ``reproduce`` (``pai_bench.cli.parser.add_options``) and the keyword
-arguments of ``pai_bench.run`` / ``sweep`` / ``reproduce`` are derived from these fields, so an
-option cannot be forgotten by one entry point. ``pai_bench.sweeps.executors.ExecutorOptions``, declared
+options are one frozen value, declared once, with their help, by the fields' one declaration
+(``pai_bench.fields.field``, ``identity=False``; a setting is the same with ``identity=True``),
+and handed down whole: the CLI flags of ``run``, ``sweep`` and ``reproduce``
+(``pai_bench.cli.parser.add_options``) and the keyword arguments of ``pai_bench.run`` / ``sweep`` /
+``reproduce`` are derived from these fields, so an option cannot be forgotten by one entry
+point. ``pai_bench.sweeps.executors.ExecutorOptions``, declared
 with the same ``option`` fields, are the options of a sweep's executor: how many runs at once,
 and where.
 
@@ -38,24 +40,18 @@ from pai_bench.training.callbacks import LOGGERS
 from pai_bench.data import default_cache_dir, resolve_data_root
 from pai_bench.device import resolve_device
 from pai_bench.errors import ConfigError
+from pai_bench.fields import ENTRIES, choices_of, field, flag_of  # noqa: F401 (ENTRIES kept here)
 
-ENTRIES = ("run", "sweep", "reproduce")  # the entry points that run runs
 
-
-def option(default: Any, help: str, *, flag: str | None = None, kind: Callable = str,
-           choices: Callable[[], list[str]] | None = None, repeat: bool = False,
-           entry_defaults: dict[str, Any] | None = None, entries: tuple[str, ...] = ENTRIES,
-           minimum: int | None = None, switch: str | None = None, python_only: bool = False):
-    """An option field. ``flag``: the CLI flag (default ``--field-name``); ``kind``: how the CLI
-    value is parsed; ``choices``: a callable giving the valid values (registries fill late);
-    ``repeat``: a repeatable flag collected into a tuple (comma-separated values split);
-    ``entry_defaults``: per-entry defaults (``reproduce`` evaluates only at the end);
-    ``minimum``: the smallest valid integer; ``switch``: for a bool, the flag that sets it to
-    the opposite of its default (``--no-progress``); ``python_only``: no CLI flag (a callable)."""
-    meta = dict(help=help, flag=flag, kind=kind, choices=choices, repeat=repeat,
-                entry_defaults=entry_defaults or {}, entries=entries, minimum=minimum,
-                switch=switch, python_only=python_only)
-    return dataclasses.field(default=default, metadata=meta)
+def option(default: Any, help: str, **meta):
+    """An option field: ``fields.field`` with ``identity=False`` (not part of a run's name).
+    ``flag``: the CLI flag (default ``--field-name``); ``kind``: how the CLI value is parsed;
+    ``choices``: a callable giving the valid values (registries fill late); ``repeat``: a
+    repeatable flag collected into a tuple (comma-separated values split); ``entry_defaults``:
+    per-entry defaults (``reproduce`` evaluates only at the end); ``minimum``: the smallest
+    valid integer; ``switch``: for a bool, the flag that sets it to the opposite of its default
+    (``--no-progress``); ``python_only``: no CLI flag (a callable)."""
+    return field(default, help, identity=False, **meta)
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ def check_options(options) -> None:
         value, meta = getattr(options, f.name), f.metadata
         if value is None or meta["python_only"]:
             continue
-        label = meta["flag"] or "--" + f.name.replace("_", "-")
+        label = flag_of(f)
         if meta["kind"] is int and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{label} must be an integer, got {value!r}")
         if meta["kind"] is float and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -139,7 +135,7 @@ def check_options(options) -> None:
             raise ConfigError(f"{label} must be {what}, got {value!r}")
         if meta["repeat"] and not isinstance(value, tuple):
             raise ConfigError(f"{label} takes a tuple of names, got {value!r}")
-        valid = meta["choices"]() if meta["choices"] else None
+        valid = choices_of(f)
         for item in (value if meta["repeat"] else (value,)):
             if valid is not None and item not in valid:
                 raise ConfigError(f"unknown {label} value {item!r}; valid: {', '.join(valid)}")

@@ -1,6 +1,7 @@
 """Issue 37: a run's name covers what changes its numbers (the data's content, the masks), what
-it does not cover is recorded and said (the CPU thread count), and every entry point prepares
-its runs through one door (``pai_bench.pipeline.prepare``)."""
+it does not cover is recorded and said (the CPU thread count), every entry point prepares its
+runs through one door (``pai_bench.pipeline.prepare``), and settings and options are one kind of field
+(``pai_bench.fields``)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ from pai_bench.pipeline import prepare
 from pai_bench.pipeline import runner
 from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig
+from pai_bench.data import DatasetSpec
+from pai_bench.data.sets import load_synthetic
 from pai_bench.errors import ConfigError
+from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.sweeps.experiments import EXPERIMENTS, Experiment
 from fake_cuda import FakeCuda
+from pai_bench.fields import field, identity_fields
 from pai_bench.methods.given import file_digest
 from pai_bench.models import create_model
 from pai_bench.options import RunOptions
@@ -116,6 +121,17 @@ def test_a_named_data_set_with_other_content_is_refused_in_one_line(tmp_path, ca
     assert code == 2 and len(err) == 1, err
     assert "fingerprint" in err[0] and str(root) in err[0] and "imagefolder" in err[0]
     assert not (tmp_path / "r" / "runs").exists()
+
+
+def test_a_registered_data_set_is_named_by_the_files_under_its_root(tmp_path):
+    pai_bench.register_dataset(DatasetSpec("test_mine", 10, (3, 32, 32), load_synthetic,
+                                           "a user's data set"))
+    for name, text in (("a", "one"), ("b", "three"), ("c", "one")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.bin").write_text(text)
+    config = RunConfig(method="random", dataset="test_mine")
+    a, b, c = (prepare.data_identity(config, tmp_path / n) for n in "abc")
+    assert a.hash() != b.hash() and a.hash() == c.hash() != config.hash()
 
 
 def test_the_shared_cifar10_copy_is_the_one_the_name_stands_for(cifar_root):
@@ -283,3 +299,17 @@ def test_a_model_registered_under_main_fails_a_two_worker_sweep_at_once(tmp_path
     assert done.returncode != 0 and "ConfigError: model 'tiny_cnn3' is registered" in last
     assert "--plugin" in last and "entry point" in last
     assert not list((tmp_path / "r").glob("runs/*/summary.json"))  # no run tried
+
+
+# --- one declaration of a field ----------------------------------------------------------------
+
+def test_settings_and_options_are_one_kind_of_field_with_an_identity_flag():
+    classes = (RunConfig, RunOptions, ExecutorOptions)
+    assert identity_fields(RunConfig) == [f.name for f in dataclasses.fields(RunConfig)]
+    assert identity_fields(RunOptions) == [] == identity_fields(ExecutorOptions)
+    assert len({frozenset(f.metadata) for c in classes for f in dataclasses.fields(c)}) == 1
+
+    @dataclasses.dataclass(frozen=True)
+    class Noted(RunConfig):  # a field that is not part of the run's name stays out of its hash
+        note: str = field("", "a remark kept with the run", identity=False)
+    assert Noted(method="snip", note="first try").hash() == RunConfig(method="snip").hash()

@@ -18,6 +18,7 @@ from pai_bench.cli import commands
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, DataNotFoundError, PaiBenchError, StorageError
 from pai_bench.sweeps.executors import ExecutorOptions
+from pai_bench.fields import choices_of, flag_of
 from pai_bench.sweeps.experiments import EXPERIMENTS
 from pai_bench.pipeline.export import FORMATS
 from pai_bench.options import RunOptions, entry_default, option_fields
@@ -162,7 +163,7 @@ def add_settings(p: argparse.ArgumentParser, config_cls: type, sweep: bool) -> N
                            help=f"comma-separated values: {help_text}")
         else:  # a required field (the method) is checked by the command (run: or --masks)
             choices = CHECKS.names() if f.name == "check" else meta.get("choices")
-            p.add_argument(meta.get("flag") or "--" + f.name.replace("_", "-"), dest=f.name,
+            p.add_argument(flag_of(f), dest=f.name,
                            type=kind, choices=choices, default=None,
                            help=help_text + (" (required)" if f.default is dataclasses.MISSING
                                              else ""))
@@ -177,7 +178,7 @@ def add_options(p: argparse.ArgumentParser, entry: str) -> None:
             meta = f.metadata
             if meta["python_only"]:
                 continue
-            flag = meta["flag"] or "--" + f.name.replace("_", "-")
+            flag = flag_of(f)
             help_text = meta["help"].replace("%", "%%")
             default = entry_default(f, entry)
             if meta["switch"]:
@@ -186,7 +187,7 @@ def add_options(p: argparse.ArgumentParser, entry: str) -> None:
                 continue
             if default not in (None, ()):
                 help_text += f" (default: {default})"
-            choices = meta["choices"]() if meta["choices"] else None
+            choices = choices_of(f)
             if meta["repeat"]:
                 p.add_argument(flag, dest=f.name, action="append", default=None,
                                choices=choices, help=help_text,
