@@ -286,8 +286,10 @@ def test_unreadable_image_is_named(tmp_path, capsys):
                 Image.new("RGB", (32, 32), (i, 0, 0)).save(folder / f"{i}.jpg")
     bad = root / "train" / "cat" / "1.jpg"
     bad.write_bytes(bad.read_bytes()[:50])
-    code = main(["run", "--method", "random", "--data-root", str(root), "--preset", "smoke",
-                 "--no-progress", "--results-dir", str(tmp_path / "r")])
+    # imagefolder: a folder of ten CIFAR class names is not CIFAR-10 (prepare.data_identity)
+    code = main(["run", "--method", "random", "--dataset", "imagefolder", "--data-root",
+                 str(root), "--preset", "smoke", "--no-progress",
+                 "--results-dir", str(tmp_path / "r")])
     assert code == 2
     err = capsys.readouterr().err
     assert str(bad) in err and len(err.strip().splitlines()) == 1
