@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from pai_bench.analysis import plots
 from pai_bench.calibration import (CALIBRATED, Calibration, calibrate, calibration_configs,
                                    foreign)
+from pai_bench.card_figure import card_figure
+from pai_bench.card_text import cost_line, level_line, question_lines
 from pai_bench.config import RunConfig
 from pai_bench.analysis.design import family_sizes, seeds_needed
 from pai_bench.errors import ConfigError
@@ -167,22 +168,20 @@ def write_card(method: str, level: str, runs: pd.DataFrame, drawn: pd.DataFrame,
              f"{design.margin_points:g} points. Seeds per group: {_seeds(runs, method)}.",
              f"Runs from: {', '.join(sources)}. Machines: "
              f"{'; '.join(machines) or 'not recorded'}.", "",
-             f"Calibration: {calibration.why}.", ""]
+             f"Calibration: {calibration.why}.", "",
+             level_line(level, len(design.seeds), len(full_seeds(design, method))), ""]
     if len(mine):
-        lines.append(f"Cost of one run (mean over seeds): {mine['seconds'].mean():.1f} s, "
-                     f"{mine['train_macs'].mean():.3g} training MACs; accuracy "
-                     f"{100 * mine['test_accuracy'].mean():.2f}%, effective sparsity "
-                     f"{100 * mine['effective_sparsity'].astype(float).mean():.2f}% "
-                     f"(nominal {100 * design.sparsity:g}%: above it, weights stranded by "
-                     f"collapsed layers).")
+        lines.append(cost_line(mine, design.sparsity))
     lines += ["", "## Questions", "",
               markdown(readable_verdicts(rows)) if len(rows) else "no comparison has the "
-              "seeds for a verdict yet", "",
-              "`detectable` is what these seeds could detect with 80% power; an inconclusive "
-              "row says how many seeds would settle it. The full level runs the 'not worse' "
-              "questions with the seeds they need.", ""]
-    files = plots.accuracy_vs_sparsity(drawn, out) + plots.layer_densities(
-        out, drawn, design.sparsity, out)  # each run's layer report from its own folder
-    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in files if f.suffix == ".png"]
+              "seeds for a verdict yet", "", "What each question could and could not detect "
+              "(`detectable`: the smallest true distance from the question's null that these "
+              "seeds detect with 80% power):", "", *question_lines(rows), ""]
+    files = card_figure(method, runs, drawn, design.sparsity, out)
+    lines += ["## Figure", "", f"Left: {method} among the paper's methods and the after-training "
+              "baselines stored or in the references (mean ± std over seeds). Right: its "
+              "per-layer density against ERK and uniform at the same sparsity (the numbers: "
+              "`card_accuracy.csv`, `card_layers.csv`).", ""]
+    lines += [f"![{f.stem}]({f.name})" for f in files if f.suffix == ".png"]
     atomic_write_text(out / "card.md", "\n".join(lines))
     return out

@@ -58,7 +58,8 @@ def test_judge_takes_references_from_rows_and_reads_as_if_trained_here(reference
     assert rows.groupby("family").size().to_dict() == {"a": 2, "d": 2, "e": 1, "invert": 1}
     text = (card / "card.md").read_text()
     assert "# snip, judged (quick level)" in text and "## Questions" in text
-    assert str(reference) in text and "![accuracy_vs_sparsity_mlp]" in text
+    assert str(reference) in text and "![card](card.png)" in text
+    assert (card / "card.png").is_file() and (card / "card_layers.csv").is_file()
     # the same comparisons with the references trained here read the same
     here = judging.judge("snip", options(tmp_path / "all"), design=TINY, out=tmp_path / "card2")
     assert set(load_runs(tmp_path / "all")["method"]) == {"snip", *judging.REFERENCES}
