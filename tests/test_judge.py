@@ -10,6 +10,8 @@ from pai_bench import judge as judging
 from pai_bench.cli.parser import main
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.options import RunOptions
+from pai_bench.precision import machine, resolve
+from pai_bench.sweeps.experiments import PAPER_DATA, PAPER_MODELS, PAPER_SEEDS, PAPER_SPARSITIES
 from pai_bench.reference import reference_rows, write_reference
 from pai_bench.analysis.results import load_runs
 from pai_bench.sweeps.sweep import run_sweep
@@ -104,3 +106,37 @@ def test_a_calibration_that_passes_uses_the_references(reference, tmp_path):
     assert trained == {"snip", "random"}  # random: the calibration; the rest from the file
     assert "equivalent (within ±δ) at δ = 40 points: the references are used" in (
         card / "card.md").read_text()
+
+
+class Planned(Exception):
+    """Raised by the stand-in sweep runner: the plan is what is looked at, not training."""
+
+
+def test_the_paper_scale_plans_the_papers_grid_and_trains_references_no_row_has(tmp_path,
+                                                                                  monkeypatch):
+    planned = []
+
+    def run_sweep(configs, options, executor):
+        planned.extend(configs)
+        raise Planned
+
+    monkeypatch.setattr(judging, "run_sweep", run_sweep)
+    paper = judging.design_of("paper")
+    # LTR's runs of the paper's grid as reference rows made on this machine (no calibration)
+    ltr = [resolve(c, "cpu") for s in judging.sweeps("snip", paper) for c in s.configs()
+           if c.method == "ltr"]
+    rows = pd.DataFrame([{**c.to_dict(), "method_args": "", "hash": c.hash(),
+                          "status": "finished", "test_accuracy": 0.9, "machine": machine("cpu"),
+                          "source": str(tmp_path)} for c in ltr])
+    reference = write_reference(reference_rows(rows), tmp_path / "ltr.csv")
+    with pytest.raises(Planned):
+        main(["judge", "--method", "snip", "--scale", "paper", "--results-dir",
+              str(tmp_path / "r"), "--reference", str(reference)])
+    grid = {(m, s, seed) for m in PAPER_MODELS for s in PAPER_SPARSITIES for seed in PAPER_SEEDS}
+    assert len(ltr) == len(grid) == 4 * 11 * 5
+    expected = {(method, check) for check in judging.JUDGE_CHECKS for method in ["snip"]} | {
+        (m, "none") for m in ("random", "magnitude_after_training", "imp")}  # not LTR: rows
+    assert len(planned) == len(set(planned)) == len(grid) * len(expected)
+    assert {(c.method, c.check, c.model, c.sparsity, c.seed) for c in planned} == {
+        (m, k, model, s, seed) for m, k in expected for model, s, seed in grid}
+    assert {(c.model, c.dataset) for c in planned} == {(m, PAPER_DATA[m]) for m in PAPER_MODELS}
