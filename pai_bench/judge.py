@@ -201,8 +201,9 @@ def card_rows(method: str, runs: pd.DataFrame, design: Design) -> pd.DataFrame:
 
 def _settings(design: Design) -> str:
     """The networks and sparsities judged, and (on a grid) the setting of figure and cost."""
-    said = (f"{'; '.join(map(str, design.settings()))}, sparsities "
-            f"{', '.join(f'{s:g}' for s in design.grid())}")
+    grid = design.grid()
+    said = (f"{'; '.join(map(str, design.settings()))}, sparsit{'ies' if len(grid) > 1 else 'y'} "
+            f"{', '.join(f'{s:g}' for s in grid)}")
     if len(design.settings()) * len(design.grid()) > 1:
         said += f" (figure and cost: {design.run['model']} at {design.sparsity:g})"
     return said
