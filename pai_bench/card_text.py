@@ -21,8 +21,9 @@ import pandas as pd
 from pai_bench.analysis.verdicts import INCONCLUSIVE, POWER
 
 LEVEL_TEXT = {
-    "quick": "the design's {n} seeds per group: what 'better than random' and 'worse than the "
-             "after-training baselines' need at this scale's noise. The 'not worse within δ' "
+    "quick": "the design's {n} seeds per group: what the 'worse' questions need at this "
+             "scale's noise ('better than random' is read with what they can detect). The "
+             "'not worse within δ' "
              "questions (shuffled, reinitialized) need {full} seeds to show that a check which "
              "changes nothing is not worse: `--level full` runs them",
     "full": "the shuffled and reinitialized runs with the {full} seeds that 'not worse within "

@@ -15,7 +15,10 @@ reinitialized runs (``design.seeds_needed``, planned for no effect). Runs alread
 present in a reference file (``--reference``), are not trained again; the rest run as one
 resumable sweep. Reference rows made on another machine are used only after a calibration here
 shows this machine's accuracies equivalent to theirs (``pai_bench.calibration``); otherwise the
-references are trained here, and the card says why. Not built yet: the paper scale.
+references are trained here, and the card says why. At the paper scale (``SCALES["paper"]``,
+``--scale paper``) the same questions are asked over the paper's grid (its networks, sparsities
+and seeds), and every reference that no reference row holds is trained here. The card's figure
+and its words: ``pai_bench.card_figure``, ``pai_bench.card_text``.
 """
 
 from __future__ import annotations
