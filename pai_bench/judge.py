@@ -72,7 +72,7 @@ class Design:
     margin_points: float = MARGIN_POINTS["cpu"]
     networks: tuple[dict, ...] = ()  # default: ``run`` alone
     sparsities: tuple[float, ...] = ()  # default: ``sparsity`` alone
-    references: tuple[str, ...] = REFERENCES
+    reference_methods: tuple[str, ...] = REFERENCES  # what the questions compare with
     scale: str = "cpu"
 
     def settings(self) -> list[dict]:
@@ -97,7 +97,7 @@ SCALES = {
                     sd_points=PAPER_SD_POINTS, margin_points=MARGIN_POINTS["paper"],
                     networks=tuple(dict(model=m, dataset=PAPER_DATA[m]) for m in PAPER_MODELS),
                     sparsities=PAPER_SPARSITIES,
-                    references=("random", *AFTER_TRAINING_PAPER), scale="paper"),
+                    reference_methods=("random", *AFTER_TRAINING_PAPER), scale="paper"),
 }
 
 
@@ -131,7 +131,7 @@ def sweeps(method: str, design: Design, level: str = "quick") -> list[SweepSpec]
     for run in design.settings():
         common = dict(sparsities=design.grid(), run=run)
         specs += [SweepSpec(methods=(method,), seeds=design.seeds, checks=JUDGE_CHECKS, **common),
-                  SweepSpec(methods=design.references, seeds=design.seeds, **common)]
+                  SweepSpec(methods=design.reference_methods, seeds=design.seeds, **common)]
     if level == "full":
         seeds = full_seeds(design, method)
         specs += [SweepSpec(methods=(method,), seeds=seeds, checks=("none", "shuffle", "reinit"),
@@ -169,7 +169,7 @@ def judge(method: str, options: RunOptions, executor: ExecutorOptions = Executor
 def _paper(design: Design, options: RunOptions) -> list[RunConfig]:
     """The paper's methods in the design's setting: drawn beside the method where stored."""
     return [resolve(RunConfig(method=m, sparsity=design.sparsity, seed=seed, **design.run),
-                    options.torch_device) for m in dict.fromkeys((*PAI_METHODS, *design.references))
+                    options.torch_device) for m in dict.fromkeys((*PAI_METHODS, *design.reference_methods))
             for seed in design.seeds]
 
 
