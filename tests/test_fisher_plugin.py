@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+import pai_bench
 from pai_bench import judge as judging
 from pai_bench.cli.parser import main
 from pai_bench.masks import Masks
@@ -85,3 +86,12 @@ def test_fisher_scores_equal_a_hand_computation(plugin_path):
     expected = fisher * torch.tensor([[1.0, 4.0]] * 3)  # times w^2
     assert torch.allclose(scores["weight"], expected)
     assert torch.allclose(expected[0], torch.tensor([17 / 27, 72 / 27]))
+
+
+def test_the_plugin_runs_through_the_pipeline(plugin_path, tmp_path):
+    __import__(PLUGIN)
+    summary = pai_bench.run(method="fisher", model="mlp", dataset="synthetic", epochs=1,
+                            batch_size=32, subset=128, test_subset=50, sparsity=0.8,
+                            results_dir=tmp_path, device="cpu", log=lambda *a: None)
+    assert summary["status"] == "finished"
+    assert summary["kept"] == round(0.2 * summary["prunable"])

@@ -62,6 +62,9 @@ def test_judge_takes_references_from_rows_and_reads_as_if_trained_here(reference
     assert "# snip, judged (quick level)" in text and "## Questions" in text
     assert str(reference) in text and "![card](card.png)" in text
     assert (card / "card.png").is_file() and (card / "card_layers.csv").is_file()
+    assert "Level: **quick**, the design's 3 seeds" in text and "Cost (mean over 3 seed(s)" in text
+    assert "scoring time not recorded" not in text  # snip's masks were scored here
+    assert text.count("\n- **") == len(rows)  # a line per question: what it could detect
     # the same comparisons with the references trained here read the same
     here = judging.judge("snip", options(tmp_path / "all"), design=TINY, out=tmp_path / "card2")
     assert set(load_runs(tmp_path / "all")["method"]) == {"snip", *judging.REFERENCES}
