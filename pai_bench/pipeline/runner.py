@@ -272,8 +272,9 @@ def shared_method_masks(stage: Stage) -> Masks:
 
 def scoring_seconds(stage: Stage) -> float | None:
     """Seconds the method took to compute the masks this run derives from (``paths.SCORING``,
-    written once by whichever run computed them); None where not recorded (masks stored
-    before it was, a run that never reached its masks)."""
+    written once by whichever run computed them: for a method that needs a trained network,
+    the training it waited for is included); None where not recorded (masks stored before it
+    was, a run that never reached its masks)."""
     try:
         return float(read_json(shared_masks_path(stage).parent / paths.SCORING)["seconds"])
     except (OSError, ValueError, KeyError, TypeError):
