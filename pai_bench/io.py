@@ -130,6 +130,12 @@ def atomic_save_torch(obj: Any, path: Path) -> None:
     _atomic(path, lambda f: torch.save(obj, f))
 
 
+def atomic_save_figure(fig: Any, path: Path, **savefig) -> None:
+    """A matplotlib figure saved atomically, in the format its suffix names (``.png``, ``.pdf``)."""
+    path = Path(path)
+    _atomic(path, lambda f: fig.savefig(f, format=path.suffix.lstrip("."), **savefig))
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
 

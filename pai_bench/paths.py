@@ -6,7 +6,7 @@ A results folder holds::
         config.json  masks.pt  masks.layers.csv  metrics.csv  weights.pt  summary.json
         [checkpoint.pt while training]
     masks/<method>-<hash>/         a method's masks before any check, shared by the checks that
-        masks.pt                    change only weights or positions
+        masks.pt  scoring.json      change only weights or positions; the seconds scoring took
     dense/dense-<hash>/            the dense network of a (data, model, training, seed)
         config.json  step_<k>.pt  summary.json
     .locks/<kind>-<name>.lock      the lock of whoever writes runs/<name>, masks/<name>, ...
@@ -25,6 +25,7 @@ METRICS = "metrics.csv"       # one row per epoch
 SUMMARY = "summary.json"      # final metrics; its presence marks the run finished
 CHECKPOINT = "checkpoint.pt"  # latest training state, deleted when the run finishes
 LOGS = "tensorboard"          # --logger tensorboard: the run's event files
+SCORING = "scoring.json"      # beside a method's shared masks: the seconds they took, the machine
 WEIGHTS = "weights.pt"        # the trained sparse network's state_dict (weights_only-loadable)
 ERROR = "error.txt"           # the traceback of a run that failed in a sweep
 TABLES = "tables.md"          # the Markdown of every table of a report

@@ -10,6 +10,8 @@ from pai_bench.sweeps import judge as judging
 from pai_bench.cli.parser import main
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.options import RunOptions
+from pai_bench.precision import machine, resolve
+from pai_bench.sweeps.experiments import PAPER_DATA, PAPER_MODELS, PAPER_SEEDS, PAPER_SPARSITIES
 from pai_bench.analysis.reference import reference_rows, write_reference
 from pai_bench.analysis.results import load_runs
 from pai_bench.sweeps.sweep import run_sweep
@@ -58,7 +60,11 @@ def test_judge_takes_references_from_rows_and_reads_as_if_trained_here(reference
     assert rows.groupby("family").size().to_dict() == {"a": 2, "d": 2, "e": 1, "invert": 1}
     text = (card / "card.md").read_text()
     assert "# snip, judged (quick level)" in text and "## Questions" in text
-    assert str(reference) in text and "![accuracy_vs_sparsity_mlp]" in text
+    assert str(reference) in text and "![card](card.png)" in text
+    assert (card / "card.png").is_file() and (card / "card_layers.csv").is_file()
+    assert "Level: **quick**, the design's 3 seeds" in text and "Cost (mean over 3 seed(s)" in text
+    assert "scoring time not recorded" not in text  # snip's masks were scored here
+    assert text.count("\n- **") == len(rows)  # a line per question: what it could detect
     # the same comparisons with the references trained here read the same
     here = judging.judge("snip", options(tmp_path / "all"), design=TINY, out=tmp_path / "card2")
     assert set(load_runs(tmp_path / "all")["method"]) == {"snip", *judging.REFERENCES}
@@ -103,3 +109,37 @@ def test_a_calibration_that_passes_uses_the_references(reference, tmp_path):
     assert trained == {"snip", "random"}  # random: the calibration; the rest from the file
     assert "equivalent (within ±δ) at δ = 40 points: the references are used" in (
         card / "card.md").read_text()
+
+
+class Planned(Exception):
+    """Raised by the stand-in sweep runner: the plan is what is looked at, not training."""
+
+
+def test_the_paper_scale_plans_the_papers_grid_and_trains_references_no_row_has(tmp_path,
+                                                                                  monkeypatch):
+    planned = []
+
+    def run_sweep(configs, options, executor):
+        planned.extend(configs)
+        raise Planned
+
+    monkeypatch.setattr(judging, "run_sweep", run_sweep)
+    paper = judging.design_of("paper")
+    # LTR's runs of the paper's grid as reference rows made on this machine (no calibration)
+    ltr = [resolve(c, "cpu") for s in judging.sweeps("snip", paper) for c in s.configs()
+           if c.method == "ltr"]
+    rows = pd.DataFrame([{**c.to_dict(), "method_args": "", "hash": c.hash(),
+                          "status": "finished", "test_accuracy": 0.9, "machine": machine("cpu"),
+                          "source": str(tmp_path)} for c in ltr])
+    reference = write_reference(reference_rows(rows), tmp_path / "ltr.csv")
+    with pytest.raises(Planned):
+        main(["judge", "--method", "snip", "--scale", "paper", "--results-dir",
+              str(tmp_path / "r"), "--reference", str(reference)])
+    grid = {(m, s, seed) for m in PAPER_MODELS for s in PAPER_SPARSITIES for seed in PAPER_SEEDS}
+    assert len(ltr) == len(grid) == 4 * 11 * 5
+    expected = {(method, check) for check in judging.JUDGE_CHECKS for method in ["snip"]} | {
+        (m, "none") for m in ("random", "magnitude_after_training", "imp")}  # not LTR: rows
+    assert len(planned) == len(set(planned)) == len(grid) * len(expected)
+    assert {(c.method, c.check, c.model, c.sparsity, c.seed) for c in planned} == {
+        (m, k, model, s, seed) for m, k in expected for model, s, seed in grid}
+    assert {(c.model, c.dataset) for c in planned} == {(m, PAPER_DATA[m]) for m in PAPER_MODELS}

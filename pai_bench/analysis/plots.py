@@ -50,7 +50,7 @@ SHOWN = ("method", "check", "prune_at", "sparsity", "budget")  # what a figure s
 BUDGET_LABEL = {"matched": "compute-matched"}  # accuracy figures: a curve's label suffix
 
 
-def _pyplot():
+def pyplot():
     """matplotlib's pyplot on the headless Agg backend, loaded with the first figure: a command
     that draws nothing does not pay for it (``benchmarks/test_startup.py``)."""
     import matplotlib
@@ -75,7 +75,7 @@ def _linestyle(method: str) -> str:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    plt = _pyplot()
+    plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = paths.figure_files(out_dir, name)
     for f in files:
@@ -239,7 +239,7 @@ def _title(fig, ax, text: str, g, setting) -> None:
 
 def accuracy_vs_sparsity(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     """One figure per setting: a curve per method (unmodified, at step 0), baselines dashed."""
-    plt = _pyplot()
+    plt = pyplot()
     table, dense = accuracy_table(runs), dense_table(runs)
     base = table[(table["check"] == "none") & (table["prune_at"] == 0)]
     if "budget" not in base.columns:  # one budget among the runs: the table leaves it out
@@ -297,7 +297,7 @@ def _check_handles(checks) -> tuple[list, list]:
 
 
 def _checks_at_one_sparsity(g, everything, dense, methods):
-    plt = _pyplot()
+    plt = pyplot()
     checks = _checks(g)
     fig, ax = plt.subplots(figsize=(1.3 * len(methods) + 2.5, 4.2))
     width = 0.8 / len(checks)
@@ -329,7 +329,7 @@ def _checks_at_one_sparsity(g, everything, dense, methods):
 
 
 def _checks_over_sparsities(g, everything, dense, methods):
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(3, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), sharey=True,
@@ -356,7 +356,7 @@ def pruning_early(runs: pd.DataFrame, out_dir: Path) -> list[Path]:
     panel per sparsity, a curve per method, random pruning at step 0 as the reference; only
     for settings with more than one pruning step."""
     from matplotlib.ticker import NullLocator
-    plt = _pyplot()
+    plt = pyplot()
     table, dense = _equal_budget(accuracy_table(runs)), dense_table(runs)
     base = table[table["check"] == "none"]
     files = []
@@ -401,7 +401,7 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
     mean over the seeds stored, each method in its colour, marker and line style, slightly
     offset so that methods with equal densities (ltr and magnitude after training share
     their masks) stay visible."""
-    plt = _pyplot()
+    plt = pyplot()
     pick = _equal_budget(runs[(runs["check"] == "none") & (runs["prune_at"] == 0)
                               & ((runs["sparsity"] - sparsity).abs() < 1e-9)])
     files = []

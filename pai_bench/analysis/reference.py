@@ -37,7 +37,7 @@ RESULT_COLUMNS = ["status", "test_accuracy", "test_loss", "kept", "prunable",
                   "achieved_sparsity", "effective_sparsity", "ineffective_kept",
                   "dense_test_accuracy", "train_epochs", "dense_train_epochs", "train_macs",
                   "inference_macs", "dense_inference_macs", "seconds", "seconds_per_epoch",
-                  "machine", "threads", "torch"]
+                  "scoring_seconds", "machine", "threads", "torch"]
 TEXT_COLUMNS = ("status", "machine", "torch")  # the rest are numbers
 SHOWN_STALE = 10  # stale rows listed one per line; the rest counted
 

@@ -188,7 +188,8 @@ def judge(args) -> int:
     options = run_options(args, "reproduce")
     executor = options_from_args(args, ExecutorOptions, "reproduce")
     out = judging.judge(args.method, options, executor, level=args.level,
-                        references=args.reference, out=args.out)
+                        references=args.reference, design=judging.design_of(args.scale),
+                        out=args.out)
     print(f"[pai-bench] verdict card in {out / 'card.md'}")
     return 0
 

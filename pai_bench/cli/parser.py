@@ -104,6 +104,10 @@ def build_parser(config_cls: type = RunConfig,
     judge.add_argument("--level", choices=("quick", "full"), default="quick",
                        help="quick: the design's 5 seeds; full: also the seeds 'not worse "
                             "within δ' needs (default: %(default)s)")
+    judge.add_argument("--scale", choices=("cpu", "paper"), default="cpu",
+                       help="cpu: the CPU scale's setting at 90%% (default); paper: the paper's "
+                            "networks, sparsities and seeds, the references trained where no "
+                            "reference row has them")
     judge.add_argument("--reference", type=Path, action="append", default=[], metavar="FILE",
                        help="reference results (`reference export`): runs found there are not "
                             "trained again; repeatable")

@@ -32,8 +32,8 @@ from pai_bench.config import RunConfig
 from pai_bench.pipeline.dense import DenseRun
 from pai_bench.device import check_resume_threads, torch_threads
 from pai_bench.effective import effective_masks, effective_summary
-from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest,
-                          to_host)
+from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, read_json,
+                          tensor_digest, to_host)
 from pai_bench.masks import Masks
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan, load_data
@@ -188,6 +188,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
                    start_step=p.start_step, total_steps=p.total_steps, pruning_rounds=p.rounds,
                    seconds=round(time.perf_counter() - t0, 2), seconds_per_epoch=per_epoch,
                    machine=machine(device), threads=torch.get_num_threads(),
+                   scoring_seconds=scoring_seconds(stage),
                    dense_test_accuracy=dense_accuracy(stage))
     if masks is not None:
         summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
@@ -260,10 +261,24 @@ def shared_method_masks(stage: Stage) -> Masks:
         if masks is None:
             t0 = time.perf_counter()
             masks = p.method.masks(stage)
+            seconds = time.perf_counter() - t0
             masks.save(path)
-            stage.options.say(f"[pai-bench] masks from {p.config.method} in "
-                              f"{time.perf_counter() - t0:.1f} s")
+            # the method's cost, measured once per masks: every run reading them reports it
+            atomic_write_json(path.parent / paths.SCORING, {
+                "seconds": round(seconds, 3), "machine": machine(stage.options.torch_device)})
+            stage.options.say(f"[pai-bench] masks from {p.config.method} in {seconds:.1f} s")
         return masks
+
+
+def scoring_seconds(stage: Stage) -> float | None:
+    """Seconds the method took to compute the masks this run derives from (``paths.SCORING``,
+    written once by whichever run computed them: for a method that needs a trained network,
+    the training it waited for is included); None where not recorded (masks stored before it
+    was, a run that never reached its masks)."""
+    try:
+        return float(read_json(shared_masks_path(stage).parent / paths.SCORING)["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def train_stage(stage: Stage, model, masks: Masks, rdir: Path, extra: tuple = ()) -> float | None:
