@@ -34,7 +34,7 @@ from pai_bench.device import use_device
 from pai_bench.errors import ConfigError
 from pai_bench.fake_cuda import from_environment
 from pai_bench.io import atomic_write_text
-from pai_bench.options import RunOptions, check_options, option
+from pai_bench.options import MAX_THREADS, RunOptions, check_options, option
 from pai_bench.registry import Registry
 from pai_bench.worker import run_one
 
@@ -50,7 +50,8 @@ class ExecutorOptions:
     executor: str = option("local", entries=SWEEPS, choices=EXECUTORS.names,
                            help="where runs execute: local processes or a Ray cluster (needs "
                                 "pip install -e '.[ray]'; see README)")
-    workers: int = option(1, kind=int, minimum=1, entries=SWEEPS, help="runs at once")
+    workers: int = option(1, kind=int, minimum=1, maximum=MAX_THREADS, entries=SWEEPS,
+                          help="runs at once")
     runs_per_gpu: int | None = option(
         None, kind=int, minimum=1, entries=SWEEPS,
         help="on CUDA: N runs at once on each GPU (local: N processes per GPU; Ray: 1/N GPU "

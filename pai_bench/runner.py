@@ -31,6 +31,7 @@ from pai_bench.config import RunConfig
 from pai_bench.dense import DenseRun
 from pai_bench.device import torch_threads, use_device
 from pai_bench.effective import effective_masks, effective_summary
+from pai_bench.filekinds import make_folder
 from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, tensor_digest,
                           to_host)
 from pai_bench.masks import Masks
@@ -136,7 +137,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
     config, device = p.config, options.torch_device
     stage = Stage(p, options, DenseRun(p, options, keep=(p.start_step,)))
     fresh = not rdir.exists()
-    rdir.mkdir(parents=True, exist_ok=True)
+    make_folder(rdir, "run folder")
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
     model = p.build_model()  # the network that trains; its initial weights are "init"'s
