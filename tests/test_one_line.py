@@ -192,15 +192,15 @@ def test_a_table_on_an_ascii_only_stdout_replaces_the_plus_minus_sign(stored):
 
 @pytest.mark.parametrize("command", ["list", "run"])
 def test_a_reader_that_stops_early_is_no_traceback(command, stored):
-    """``pai-bench list | head -1``; ``run ... | head -1`` of a stored run."""
+    """``pai-bench list | head -1``; ``run ... | head -1`` of a stored run: here the reader
+    (``true``) is gone before the first line is written, as ``head`` is once it has its line."""
     argv = ["list"] if command == "list" else ["run", "--method", "random", *TINY,
                                                "--results-dir", str(stored)]
-    shell = (f"{sys.executable} -m pai_bench {' '.join(argv)} | head -1; "
+    shell = (f"{sys.executable} -m pai_bench {' '.join(argv)} | true; "
              f"echo rc=${{PIPESTATUS[0]}} >&2")
     out = subprocess.run(["bash", "-c", shell], cwd=REPO, text=True, capture_output=True)
     assert "Traceback" not in out.stderr and "Exception" not in out.stderr, out.stderr
-    assert out.stderr.strip().splitlines()[-1] in ("rc=0", "rc=141"), out.stderr
-    assert len(out.stdout.splitlines()) == 1
+    assert out.stderr.strip().splitlines() == ["rc=141"], out.stderr
 
 
 @pytest.mark.parametrize("a, b", [("2", "2.0"), ("2", "2e0"), ("0.5", "0.50"), ("5", 5.0)])
