@@ -131,6 +131,8 @@ def check_layer_report(rows: Any) -> None:
     if not rows:
         raise Invalid("no layer rows")
     for row in rows:
+        if None in row.values():  # csv's filler for the fields of a row cut short
+            raise Invalid(f"the row of {row.get('name')!r} is cut short")
         if any(row.get(c) in (None, "") for c in LAYER_COLUMNS):
             raise Invalid(f"a row lacks one of {', '.join(LAYER_COLUMNS)}")
         density = float(row["density"])

@@ -39,7 +39,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pai_bench import recipes
 from pai_bench.errors import ConfigError
@@ -71,6 +71,9 @@ MAX_LR = 3.4028234663852886e38
 # 10**8 densities alone is gigabytes). A run also takes at most one round per prunable weight
 # (``plan.Plan.with_data``).
 MAX_ROUNDS = 10_000
+# The most epochs a run may ask for (``--epochs``): 50x the longest paper recipe (ImageNet's
+# 90, CIFAR's 160-200), so a mistyped count is refused at once instead of training for years.
+MAX_EPOCHS = 10_000
 
 
 def setting(default: Any, group: str, help: str, kind: Callable = str, **meta):
@@ -100,7 +103,8 @@ class RunConfig:
                         help="replicate: initialization, data order, scoring sample")
     preset: str = setting("paper", "training", choices=PRESETS,
                           help="training recipe: paper (the model's) or smoke (~1 minute)")
-    epochs: int | None = setting(None, "training", kind=int, positive=True,
+    epochs: int | None = setting(None, "training", kind=int, positive=True, minimum=1,
+                                 maximum=MAX_EPOCHS,
                                  help="override the preset's epochs (milestones scale with it)")
     batch_size: int | None = setting(None, "training", kind=int, positive=True,
                                      help="override the preset's batch size")
@@ -221,10 +225,14 @@ def _canonical(f: dataclasses.Field, value: Any) -> Any:
 
 
 def method_args(value: Any) -> tuple[tuple[str, str], ...]:
-    """KEY=VALUE pairs, sorted, values as strings; a key given twice is refused (which value
-    would the method take?)."""
+    """KEY=VALUE pairs (a mapping, as TOML's ``{k = v}``, too), sorted, values as canonical
+    strings (``option_text``); a key given twice is refused (which value would the method
+    take?)."""
+    items = value.items() if isinstance(value, Mapping) else value
     try:
-        pairs = tuple(sorted((str(k), str(v)) for k, v in value))
+        if isinstance(items, str) or any(isinstance(p, str) or len(p) != 2 for p in items):
+            raise TypeError  # "ab" would unpack into the pair ("a", "b")
+        pairs = tuple(sorted((str(k), option_text(v)) for k, v in items))
     except (TypeError, ValueError):
         raise ConfigError(f"method_args must be KEY=VALUE pairs, got {value!r}") from None
     keys = [k for k, _ in pairs]
@@ -234,6 +242,29 @@ def method_args(value: Any) -> tuple[tuple[str, str], ...]:
             raise ConfigError(f"--method-arg {key} is given {len(given)} times "
                               f"({', '.join(given)}); give it once")
     return pairs
+
+
+def option_text(value: Any) -> str:
+    """A method option's value as the one text that names it: a finite number in its shortest
+    form (``2``, ``2.0`` and ``2e0`` are one run: ``2``; ``0.50`` is ``0.5``), anything else
+    as ``str`` gives it. The method converts it back by its option's type
+    (``convert(parse_text=True)``), which reads an integral text as a float or an int alike."""
+    if isinstance(value, bool):
+        return str(value)
+    text = str(value).strip()
+    if "_" in text:  # Python's digit separators are no number on a command line
+        return str(value)
+    try:
+        return str(int(text))
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return str(value)
+    if not math.isfinite(number):
+        return str(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 2**53 else repr(number)
 
 
 BOOL_TEXT = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

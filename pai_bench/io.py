@@ -257,7 +257,12 @@ def quarantine(path: Path, reason: str, then: str = "recomputing") -> Path:
     while target.exists():
         n += 1
         target = path.with_name(f"{path.name}.corrupt.{n}")
-    path.rename(target)
+    try:
+        path.rename(target)
+    except OSError as e:  # a read-only folder: still a warning, the file is not used
+        print(f"[pai-bench] warning: {path} is invalid ({reason}); it cannot be moved aside "
+              f"({e.strerror}), so it is left in place; {then}", file=sys.stderr)
+        return path
     print(f"[pai-bench] warning: {path} is invalid ({reason}); kept as {target.name}, "
           f"{then}", file=sys.stderr)
     return target

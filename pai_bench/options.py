@@ -42,15 +42,19 @@ from pai_bench.device import resolve_device
 from pai_bench.errors import ConfigError
 from pai_bench.fields import ENTRIES, choices_of, field, flag_of  # noqa: F401 (ENTRIES kept here)
 
+# The most threads or worker processes a flag may ask for: above any machine's cores, below
+# what the OS (or torch's C int) overflows on (--threads 2**64 was a ValueError traceback).
+MAX_THREADS = 4096
+
 
 def option(default: Any, help: str, **meta):
     """An option field: ``fields.field`` with ``identity=False`` (not part of a run's name).
     ``flag``: the CLI flag (default ``--field-name``); ``kind``: how the CLI value is parsed;
     ``choices``: a callable giving the valid values (registries fill late); ``repeat``: a
     repeatable flag collected into a tuple (comma-separated values split); ``entry_defaults``:
-    per-entry defaults (``reproduce`` evaluates only at the end); ``minimum``: the smallest
-    valid integer; ``switch``: for a bool, the flag that sets it to the opposite of its default
-    (``--no-progress``); ``python_only``: no CLI flag (a callable)."""
+    per-entry defaults (``reproduce`` evaluates only at the end); ``minimum``/``maximum``: the
+    smallest/largest valid integer; ``switch``: for a bool, the flag that sets it to the
+    opposite of its default (``--no-progress``); ``python_only``: no CLI flag (a callable)."""
     return field(default, help, identity=False, **meta)
 
 
@@ -68,7 +72,7 @@ class RunOptions:
                               "~/.cache/pai_bench)")
     device: str = option("auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     threads: int | None = option(
-        None, kind=int, minimum=1,
+        None, kind=int, minimum=1, maximum=MAX_THREADS,
         help="torch CPU threads of a run (default: torch's for run, 1 per worker for sweeps)")
     plugins: tuple[str, ...] = option(
         (), flag="--plugin", repeat=True,
@@ -128,6 +132,9 @@ def check_options(options) -> None:
         if meta["kind"] is float and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not math.isfinite(value)):
             raise ConfigError(f"{label} must be a finite number, got {value!r}")
+        high = meta["maximum"]
+        if high is not None and value > high:
+            raise ConfigError(f"{label} must be at most {high}, got {value!r}")
         low = meta["minimum"]
         if low is not None and value < low:
             what = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f">= {low}") \

@@ -24,6 +24,7 @@ from pai_bench.masks import Masks, apply_
 from pai_bench.models import prunable_names
 from pai_bench.pruning import check_scores, exponential_schedule, fixed_layer_masks, threshold
 from pai_bench.errors import Diverged
+from pai_bench.signals import raised_by_code
 
 
 # torch intra-op CPU threads while scoring. One: on CPUs every reduction then adds in one order.
@@ -107,12 +108,18 @@ def _who(scorer: Scorer) -> str:
 def scored(scorer: Scorer, ctx: ScoringContext) -> Mapping[str, torch.Tensor]:
     """``scorer.score(ctx)``; an exception of the scorer's own (a plugin's bug: tensors of two
     devices, a shape error) becomes one ``ScoreError`` line naming the scorer, the suite's own
-    errors (``Diverged``, ``ScoreError``) pass unchanged."""
+    errors (``Diverged``, ``ScoreError``) pass unchanged. A ``sys.exit`` or a ``raise
+    KeyboardInterrupt`` in the scorer is such a bug too (it would end the whole process, or a
+    whole sweep, silently); a real Ctrl-C passes (``signals.raised_by_code``)."""
     try:
         return scorer.score(ctx)
     except (PaiBenchError, Diverged):
         raise
-    except Exception as e:  # noqa: BLE001 - any failure of plugin code, reported as one line
+    except KeyboardInterrupt as e:
+        if not raised_by_code(e):
+            raise
+        raise ScoreError(f"{_who(scorer)} raised KeyboardInterrupt while scoring") from None
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of plugin code, one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ScoreError(f"{_who(scorer)} failed while scoring: {type(e).__name__}: {first}") from e
 

@@ -169,3 +169,59 @@ def test_checker_on_a_synthetic_tree(tmp_path):
     assert graph["pkg"] == {"pkg.a", "pkg.plug.x"} and graph["pkg.plug.y"] == {"pkg.d"}
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.a"]]
     assert function_imports == [("pkg/d.py", 7, "pkg.c")]
+
+
+def _type_checking_names(tree: ast.Module) -> set[str]:
+    """Names a module binds only for type checkers (``if TYPE_CHECKING:`` imports)."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for sub in node.body:
+                if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                    names |= {(a.asname or a.name).split(".")[0] for a in sub.names}
+    return names
+
+
+def _used_without_import(fn, names: set[str], imported: frozenset = frozenset()):
+    """(line, function, name) for each of ``names`` that ``fn`` or a function inside it reads
+    at run time (annotations aside) where neither it nor an enclosing function imported it."""
+    body = [n for stmt in fn.body for n in ast.walk(stmt)]
+    own = imported | {(a.asname or a.name).split(".")[0] for sub in body
+                      if isinstance(sub, (ast.Import, ast.ImportFrom)) for a in sub.names}
+    annotations = {id(n) for sub in [fn, *body] for a in (
+        [getattr(sub, "returns", None), getattr(sub, "annotation", None)]) if a is not None
+        for n in ast.walk(a)}
+    for sub in body:
+        if isinstance(sub, ast.Name) and sub.id in names - own and id(sub) not in annotations:
+            yield sub.lineno, fn.name, sub.id
+
+
+def test_a_library_imported_for_type_checkers_only_is_imported_where_it_is_used():
+    """A heavy library loaded where it is used (start-up) is imported at module level only for
+    type checkers; a function that reads it without importing it would fail at run time, and
+    the linter cannot tell (it sees the TYPE_CHECKING import). A nested function may use what
+    the function around it imported."""
+    bad = set()
+
+    def visit(node, names, imported):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found = list(_used_without_import(child, names, imported))
+                mine = imported | {(a.asname or a.name).split(".")[0] for stmt in child.body
+                                   for sub in ast.walk(stmt)
+                                   if isinstance(sub, (ast.Import, ast.ImportFrom))
+                                   for a in sub.names}
+                bad.update((path.relative_to(ROOT), *f) for f in found if not any(
+                    isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n is not child
+                    and n.lineno <= f[0] <= n.end_lineno for n in ast.walk(child)))
+                visit(child, names, mine)
+            else:
+                visit(child, names, imported)
+
+    for module, path in project_modules(ROOT, PACKAGES).items():
+        tree = ast.parse(path.read_text(), str(path))
+        names = _type_checking_names(tree)
+        if names:
+            visit(tree, names, frozenset())
+    assert not bad, "imported for type checkers only, used at run time:\n" + "\n".join(
+        f"{p}:{line} {fn} uses {name}" for p, line, fn, name in sorted(bad))

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pai_bench.analysis import plots
 from pai_bench.errors import ConfigError
+from pai_bench.filekinds import require_folder
 from pai_bench.io import name_too_long
 from pai_bench.analysis.results import load_runs
 from pai_bench.analysis.table import build_tables, write_tables
@@ -20,9 +20,7 @@ def results_folder(results_dir: Path | str) -> Path:
     too_long = name_too_long(path)
     if too_long:
         raise ConfigError(f"results folder {path} cannot be read: {too_long}")
-    if not os.path.isdir(path):
-        raise ConfigError(f"results folder {path} does not exist")
-    return path
+    return require_folder(path, "results folder")
 
 
 def require_runs(results_dir, references=()):
@@ -58,9 +56,24 @@ def figures(results_dir, out: Path | str, layer_sparsity: float | None = None,
     if runs.empty:
         raise ConfigError(f"no runs in {results_dir}")
     out = Path(out)
-    s = layer_sparsity if layer_sparsity is not None else float(runs["sparsity"].max())
+    s = _layer_sparsity(layer_sparsity, runs) if layer_sparsity is not None \
+        else float(runs["sparsity"].max())
     return (plots.accuracy_vs_sparsity(runs, out) + plots.checks_per_method(runs, out)
             + plots.pruning_early(runs, out) + plots.layer_densities(results_dir, runs, s, out))
+
+
+def _layer_sparsity(value, runs) -> float:
+    """``--layer-sparsity``: a number in [0, 1) that some stored run has (else the figure
+    would silently be missing), or a ConfigError naming the sparsities the runs have."""
+    stored = sorted({float(x) for x in runs["sparsity"]})
+    valid = ", ".join(f"{x:g}" for x in stored)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0.0 <= value < 1.0:  # NaN fails this too
+        raise ConfigError(f"--layer-sparsity must be a number in [0, 1), got {value!r}; "
+                          f"the runs have {valid}")
+    if not any(abs(x - value) < 1e-9 for x in stored):
+        raise ConfigError(f"--layer-sparsity {value:g}: no run has it; the runs have {valid}")
+    return float(value)
 
 
 def write_report(results_dir: Path | str, out: Path | str, latex: bool = True,

@@ -162,7 +162,9 @@ def comparisons(runs: pd.DataFrame, config_cls: type = RunConfig) -> list[dict]:
     (a, b: the finished seeds' accuracies, compared and reference): each check against its
     unmodified method; each unmodified method at initialization against random pruning at
     step 0 and against each unmodified after-training baseline, in the same setting."""
-    done = runs[runs["status"] == "finished"] if len(runs) else runs
+    # diverged runs are counted beside the finished ones (a setting whose runs all diverged
+    # still has its comparisons, with no accuracy), never averaged
+    done = runs[runs["status"].isin(COUNTED)] if len(runs) else runs
     if not len(done):
         return []
     out = []
@@ -173,7 +175,8 @@ def comparisons(runs: pd.DataFrame, config_cls: type = RunConfig) -> list[dict]:
         for check, sub in group[group["check"] != "none"].groupby("check"):
             out.append({**fields, "check": check, "comparison": "check",
                         "reference": f"{_label(fields, config_cls)}, unmodified",
-                        "a": _accuracies(sub), "b": base})
+                        "a": _accuracies(sub), "b": base,
+                        **_diverged(sub, group[group["check"] == "none"])})
     subject = [c for c in subject_fields(config_cls) if c in done.columns]
     shared = [c for c in setting_fields(config_cls, exclude=("seed", *subject))
               if c in done.columns]
@@ -194,12 +197,22 @@ def comparisons(runs: pd.DataFrame, config_cls: type = RunConfig) -> list[dict]:
                                    or named[ref].get("budget") == s.get("budget")):
                     out.append({**dict(zip(shared, cell)), **s, "comparison": kind,
                                 "reference": _label(named[ref], config_cls),
-                                "a": _accuracies(runs_of[key]), "b": _accuracies(runs_of[ref])})
+                                "a": _accuracies(runs_of[key]), "b": _accuracies(runs_of[ref]),
+                                **_diverged(runs_of[key], runs_of[ref])})
     return out
 
 
+COUNTED = ("finished", "diverged")  # the runs a table counts; failed ones are not results
+
+
 def _accuracies(rows: pd.DataFrame) -> list[float]:
-    return rows["test_accuracy"].astype(float).tolist()
+    return rows.loc[rows["status"] == "finished", "test_accuracy"].astype(float).tolist()
+
+
+def _diverged(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, int]:
+    """The diverged seeds of the compared runs ``a`` and of the reference ``b``."""
+    return {"diverged": int((a["status"] == "diverged").sum()),
+            "diverged_reference": int((b["status"] == "diverged").sum())}
 
 
 def _unmodified(fields: dict, config_cls: type, but: tuple[str, ...] = ()) -> bool:

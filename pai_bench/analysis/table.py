@@ -15,7 +15,7 @@ from pai_bench.io import atomic_write_text
 from pai_bench.config import RunConfig, dense_fields, setting_fields
 from pai_bench.analysis.findings import caption
 from pai_bench.analysis.latex import latex_symbols, latex_text
-from pai_bench.analysis.results import load_runs, verdicts
+from pai_bench.analysis.results import COUNTED, load_runs, verdicts
 from pai_bench.analysis.verdicts import INCONCLUSIVE
 
 # The columns every accuracy table shows first. The table groups by every field of the setting
@@ -38,17 +38,21 @@ def accuracy_table(runs: pd.DataFrame, config_cls: type = RunConfig) -> pd.DataF
     the cost columns (means) beside it. Diverged runs are counted apart, not averaged."""
     import pandas as pd
     keys = group_columns(runs, SHOWN_FIRST, setting_fields(config_cls))
-    ok = runs[runs["status"] == "finished"]
+    counted = runs[runs["status"].isin(COUNTED)]
     # measured where a run recorded it (runs stored before it did: NaN)
-    ok = ok.assign(seconds_per_epoch=pd.to_numeric(ok.get("seconds_per_epoch"), errors="coerce"))
-    g = ok.groupby(keys, dropna=False)
+    counted = counted.assign(seconds_per_epoch=pd.to_numeric(counted.get("seconds_per_epoch"),
+                                                             errors="coerce"))
+    # a setting whose every run diverged keeps its row: no accuracy, its diverged count
+    g = counted.assign(test_accuracy=counted["test_accuracy"].where(
+        counted["status"] == "finished")).groupby(keys, dropna=False)
     table = g["test_accuracy"].agg(mean="mean", std="std", seeds="count").reset_index()
-    table["std"] = table["std"].fillna(0.0)
-    extra = g[["effective_sparsity", "train_epochs", "train_macs", "inference_macs",
-               "seconds_per_epoch"]].mean()
-    table = table.merge(extra.reset_index(), on=keys)
-    diverged = runs[runs["status"] == "diverged"].groupby(keys, dropna=False).size()
-    table["diverged"] = [int(diverged.get(tuple(r), 0)) for r in table[keys].itertuples(index=False)]
+    table["std"] = table["std"].where(table["seeds"] != 1, 0.0)  # one seed: no spread
+    finished = counted[counted["status"] == "finished"].groupby(keys, dropna=False)
+    extra = finished[["effective_sparsity", "train_epochs", "train_macs", "inference_macs",
+                      "seconds_per_epoch"]].mean()
+    table = table.merge(extra.reset_index(), on=keys, how="left")
+    diverged = g["status"].agg(lambda s: int((s == "diverged").sum()))
+    table["diverged"] = diverged.to_numpy()
     return table.sort_values(keys).reset_index(drop=True)
 
 
@@ -97,7 +101,8 @@ def _shown(column: str, values: pd.Series) -> pd.Series:
 
 
 def _pm(mean, std) -> str:
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+    import pandas as pd
+    return "" if pd.isna(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 def readable(name: str, table: pd.DataFrame) -> pd.DataFrame:
@@ -149,7 +154,9 @@ def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
             out[c] = _shown(c, t[c])
     out["method"], out["check"], out["prune at"] = t["method"], t["check"], t["prune_at"]
     out["against"], out["family"], out["question"] = t["reference"], t["family"], t["question"]
-    out["seeds"] = [f"{n} / {m}" for n, m in zip(t["seeds"], t["seeds_reference"])]
+    out["seeds"] = [f"{_seeds(n, d)} / {_seeds(m, e)}" for n, d, m, e in
+                    zip(t["seeds"], t.get("diverged", 0 * t["seeds"]), t["seeds_reference"],
+                        t.get("diverged_reference", 0 * t["seeds"]))]
     out["accuracy (%)"] = t["accuracy"].map(_pct)
     out["reference (%)"] = t["accuracy_reference"].map(_pct)
     out["difference (points)"] = [f"{100 * d:+.2f}" for d in t["difference"]]
@@ -164,6 +171,11 @@ def readable_verdicts(t: pd.DataFrame) -> pd.DataFrame:
     out["seeds to settle"] = [("never" if r == INCONCLUSIVE else "") if pd.isna(n) else str(n)
                               for n, r in zip(t["seeds_to_settle"], t["reading"])]
     return out
+
+
+def _seeds(finished, diverged) -> str:
+    """A verdict's seeds: those compared, and those that diverged beside them."""
+    return f"{finished} (+{int(diverged)} diverged)" if diverged else f"{finished}"
 
 
 def markdown(df: pd.DataFrame) -> str:

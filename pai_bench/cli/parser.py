@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -23,18 +25,56 @@ from pai_bench.sweeps.experiments import EXPERIMENTS
 from pai_bench.pipeline.export import FORMATS
 from pai_bench.options import RunOptions, entry_default, option_fields
 from pai_bench.sanity_checks import CHECKS
+from pai_bench.signals import STOPPED, exit_code, stop_on_signals
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(prog=_prog()).parse_args(argv)
+    _replace_unencodable(sys.stdout)
+    with stop_on_signals():
+        try:
+            code = args.func(args)
+            sys.stdout.flush()  # a closed pipe fails here, not in the interpreter's exit
+            return code
+        except (ConfigError, DataNotFoundError, StorageError) as e:
+            return _fail(e, 2)
+        except PaiBenchError as e:
+            return _fail(e, 1)
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (pai_bench.signals)
+            print(f"pai-bench: {STOPPED}", file=sys.stderr)
+            return exit_code(e)
+        except BrokenPipeError:  # `pai-bench list | head -1`: the reader has all it wanted
+            _silence_stdout()
+            return 128 + signal.SIGPIPE
+
+
+def _fail(e: Exception, code: int) -> int:
+    print(f"pai-bench: error: {e}", file=sys.stderr)
+    return code
+
+
+def _replace_unencodable(stream) -> None:
+    """A terminal or pipe whose encoding lacks a character the tables print (``±`` under
+    LANG=C) gets ``?`` for it, not a UnicodeEncodeError after the work is done."""
+    if hasattr(stream, "reconfigure"):
+        stream.reconfigure(errors="replace")
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, the interpreter's final flush of stdout would fail again (and print
+    "Exception ignored"): point stdout at /dev/null, as Python's documentation advises."""
     try:
-        return args.func(args)
-    except (ConfigError, DataNotFoundError, StorageError) as e:
-        print(f"pai-bench: error: {e}", file=sys.stderr)
-        return 2
-    except PaiBenchError as e:
-        print(f"pai-bench: error: {e}", file=sys.stderr)
-        return 1
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, but a bad value is one line: argparse's own names the flag, the
+    value and the valid choices; its usage block (14-27 lines of every flag) hid it. Exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _prog() -> str:
@@ -45,19 +85,19 @@ def _prog() -> str:
 def build_parser(config_cls: type = RunConfig,
                  prog: str = "python -m pai_bench") -> argparse.ArgumentParser:
     """The parser of every command; the run settings' flags come from ``config_cls``."""
-    parser = argparse.ArgumentParser(prog=prog, description="Benchmark pruning at initialization.")
+    parser = Parser(prog=prog, description="Benchmark pruning at initialization.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="prune, train and evaluate one configuration")
     add_settings(run, config_cls, sweep=False)
     add_options(run, "run")
-    run.add_argument("--masks", type=Path, metavar="FILE",
+    run.add_argument("--masks", type=path, metavar="FILE",
                      help="train and evaluate these masks ({parameter name: bool tensor}, "
                           "torch.save or .safetensors) instead of a method's: --method masks, "
                           "the sparsity the file has")
     run.set_defaults(func=commands.run, config_cls=config_cls)
 
     sweep = sub.add_parser("sweep", help="methods x sparsities x seeds x checks, resumable")
-    sweep.add_argument("--config", type=Path, metavar="FILE.toml",
+    sweep.add_argument("--config", type=path, metavar="FILE.toml",
                        help="a TOML sweep file (see README); flags override its values")
     add_settings(sweep, config_cls, sweep=True)
     add_options(sweep, "sweep")
@@ -68,7 +108,7 @@ def build_parser(config_cls: type = RunConfig,
     repro.add_argument("--scale", choices=("paper", "cpu"), default="cpu",
                        help="paper: the paper's networks and recipes (GPU-days); cpu: the "
                             "miniature for 2 CPU cores (default: %(default)s)")
-    repro.add_argument("--out", type=Path,
+    repro.add_argument("--out", type=path,
                        help="tables and figures (default: <results-dir>/<scale>/<name>)")
     repro.add_argument("--methods", type=_list_of(str), default=(), metavar="METHOD,...",
                        help="add these methods (a plugin's with --plugin) to the experiment, "
@@ -83,13 +123,13 @@ def build_parser(config_cls: type = RunConfig,
                                                         "(and runs.csv: one row per run)"),
                              ("plot", commands.plot, "figures of every run in a results folder")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("--results-dir", type=Path, action="append", default=None,
+        p.add_argument("--results-dir", type=path, action="append", default=None,
                        help="where runs are stored (default: $PAI_BENCH_RESULTS, else "
                             "./results); repeat it to read several folders together")
-        p.add_argument("--reference", type=Path, action="append", default=[], metavar="FILE",
+        p.add_argument("--reference", type=path, action="append", default=[], metavar="FILE",
                        help="a reference file (`reference export`) read beside the folders; "
                             "repeatable; its stale rows are listed and left out")
-        p.add_argument("--out", type=Path, help="output folder (default: <results-dir>/report)")
+        p.add_argument("--out", type=path, help="output folder (default: <results-dir>/report)")
         if name == "table":
             p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
         else:
@@ -127,11 +167,11 @@ def build_parser(config_cls: type = RunConfig,
     ref_export.set_defaults(func=commands.reference_export)
 
     exp = sub.add_parser("export", help="write a finished run's trained sparse network")
-    exp.add_argument("run", type=Path, help="the run's folder (results/runs/<method>-<hash>)")
+    exp.add_argument("run", type=path, help="the run's folder (results/runs/<method>-<hash>)")
     exp.add_argument("--format", choices=FORMATS.names(), default="prune",
                      help="prune: torch.nn.utils.prune's weight_orig/weight_mask pairs; "
                           "state_dict: the plain state dict (default: %(default)s)")
-    exp.add_argument("--out", type=Path, help="the file (default: <run>/model.<format>.pt)")
+    exp.add_argument("--out", type=path, help="the file (default: <run>/model.<format>.pt)")
     exp.set_defaults(func=commands.export)
 
     lst = sub.add_parser("list", help="list the methods, baselines, checks, models and data sets")
@@ -197,13 +237,22 @@ def add_options(p: argparse.ArgumentParser, entry: str) -> None:
                                choices=choices, help=help_text,
                                metavar=f.name.upper().rstrip("S") if choices is None else None)
             else:
-                p.add_argument(flag, dest=f.name, type=meta["kind"], default=None,
+                kind = path if meta["kind"] is Path else meta["kind"]
+                p.add_argument(flag, dest=f.name, type=kind, default=None,
                                choices=choices, help=help_text,
                                metavar=f.name.upper() if choices is None else None)
 
 
 def _option(name: str):
     return next(f for f in option_fields(RunOptions, "run") if f.name == name)
+
+
+def path(text: str) -> Path:
+    """A path flag's value; an empty one is refused (``Path("")`` is the working folder: a
+    ``--results-dir "$UNSET"`` would write there)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a path, got {text!r}")
+    return Path(text)
 
 
 def _list_of(kind):

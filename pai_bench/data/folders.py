@@ -45,9 +45,14 @@ def _entries(folder: Path) -> tuple[list[str], list[str]]:
         raise DataNotFoundError(f"cannot read the data folder {folder}: "
                                 f"{error.strerror or error}. Fix: make it readable "
                                 f"(chmod -R u+rX) or pass another --data-root") from None
-    return (sorted(name for name, is_dir, _ in found if is_dir),
-            sorted(name for name, _, is_file in found
-                   if is_file and name.lower().endswith(IMAGE_EXTENSIONS)))
+    dirs = sorted(name for name, is_dir, _ in found if is_dir)
+    images = sorted(name for name, _, is_file in found
+                    if is_file and name.lower().endswith(IMAGE_EXTENSIONS))
+    for name in (*dirs, *images):  # the data's fingerprint and the cache store names as UTF-8
+        if not name.isprintable() or name != name.encode("utf-8", "replace").decode():
+            raise DataNotFoundError(f"the name {os.fsencode(name)!r} in {folder} is not "
+                                    f"UTF-8 text. Fix: rename it")
+    return dirs, images
 
 
 def class_folders(folder: Path) -> FileList:
@@ -89,6 +94,20 @@ def annotated_folder(folder: Path, annotations: str = "val_annotations.txt") -> 
                     tuple(index[wnid] for _, wnid in rows), tuple(classes))
 
 
+# What PIL raises for a file it cannot decode: truncated, foreign, unreadable, or a
+# decompression bomb (an image of more pixels than PIL's MAX_IMAGE_PIXELS guard allows).
+UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the image at ``path``, or a DataNotFoundError naming it."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except UNREADABLE as e:
+        raise DataNotFoundError(f"cannot read image {path}: {e}") from None
+
+
 def _decode_chunk(paths: list[str], size: tuple[int, int]) -> np.ndarray:
     """Decode images to RGB uint8 (n, H, W, 3); a worker task, so a module-level function."""
     out = np.empty((len(paths), *size, 3), np.uint8)
@@ -96,7 +115,7 @@ def _decode_chunk(paths: list[str], size: tuple[int, int]) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
-        except (OSError, SyntaxError, ValueError) as e:  # PIL: truncated, foreign, unreadable
+        except UNREADABLE as e:
             raise DataNotFoundError(f"cannot read image {path}: {e}") from None
         if pixels.shape[:2] != size:
             raise DataNotFoundError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]} pixels; "

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from pai_bench.data.base import DATASETS, DatasetSpec
 from pai_bench.data.folders import (FileList, annotated_folder, cache_path, class_folders,
-                                    folders_fingerprint, read_images)
+                                    folders_fingerprint, image_size, read_images)
 from pai_bench.data.imagenet import IMAGENET_STATS
 from pai_bench.data.memory import CropFlip, MemorySplit
 from pai_bench.errors import DataNotFoundError
@@ -163,8 +162,7 @@ def load_imagefolder(root: Path, split: str, cache_dir: Path | None) -> MemorySp
                                 f"*.jpg|png. Fix: pass --data-root (or set PAI_BENCH_DATA) to "
                                 f"a folder holding train/ and test/ (or val/) class folders.")
     files = class_folders(folder)
-    with Image.open(files.folder / files.paths[0]) as first:
-        width, height = first.size
+    width, height = image_size(files.folder / files.paths[0])
     name = f"imagefolder-{hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:8]}"
     cache = cache_path(cache_dir, name, files.folder, split) if cache_dir is not None else None
     images, labels, classes = read_images(files, (height, width), cache)

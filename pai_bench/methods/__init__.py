@@ -54,7 +54,8 @@ def _import(module: str, load) -> None:
         load()
     except ConfigError:
         raise
-    except Exception as e:  # noqa: BLE001 - any failure of a plugin's code is the user's to see
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of a plugin's code is
+        # the user's to see; a sys.exit at import would end the CLI silently
         raise ConfigError(f"cannot import plugin module {module!r}: "
                           f"{type(e).__name__}: {e}") from e
 

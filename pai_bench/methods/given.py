@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pai_bench.errors import ConfigError
+from pai_bench.filekinds import read_regular_file
 from pai_bench.io import tensor_digest
 from pai_bench.masks import Masks
 from pai_bench.methods.base import Scorer, ScoringContext
@@ -31,12 +32,8 @@ def read_mask_file(path: str | Path) -> tuple[Masks, str]:
     """The masks in ``path`` (``torch.save`` or ``.safetensors``) and their digest
     (``masks_digest``), or a ConfigError naming the file."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"masks file {path} is a folder; give the file")
-    if not path.is_file():
-        raise ConfigError(f"masks file {path} not found")
+    data = read_regular_file(path, "masks file")  # a named pipe or /dev/zero: refused unread
     try:
-        data = path.read_bytes()
         if path.suffix == ".safetensors":
             from safetensors.torch import load  # optional: only for .safetensors files
             raw = load(data)

@@ -32,6 +32,7 @@ from pai_bench.config import RunConfig
 from pai_bench.pipeline.dense import DenseRun
 from pai_bench.device import check_resume_threads, torch_threads
 from pai_bench.effective import effective_masks, effective_summary
+from pai_bench.filekinds import make_folder
 from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, read_json,
                           tensor_digest, to_host)
 from pai_bench.masks import Masks
@@ -156,7 +157,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
     config, device = p.config, options.torch_device
     stage = Stage(p, options, DenseRun(p, options, keep=(p.start_step,)))
     fresh = not rdir.exists()
-    rdir.mkdir(parents=True, exist_ok=True)
+    make_folder(rdir, "run folder")
     atomic_write_json(rdir / paths.CONFIG, describe(p))
     t0 = time.perf_counter()
     model = p.build_model()  # the network that trains; its initial weights are "init"'s

@@ -20,13 +20,16 @@ from __future__ import annotations
 import ctypes
 import multiprocessing as mp
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.managers import SyncManager
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
 import torch
+from tqdm.auto import tqdm
 
 from pai_bench import paths
 from pai_bench.config import RunConfig
@@ -36,9 +39,10 @@ from pai_bench.errors import ConfigError, PaiBenchError
 from pai_bench.io import atomic_write_text
 from pai_bench.methods import METHODS, load_plugins
 from pai_bench.models import MODELS
-from pai_bench.options import RunOptions, check_options, option
+from pai_bench.options import MAX_THREADS, RunOptions, check_options, option
 from pai_bench.registry import Registry
 from pai_bench.sanity_checks import CHECKS
+from pai_bench.signals import ignore_interrupts
 from pai_bench.sweeps.worker import run_one
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
@@ -53,7 +57,8 @@ class ExecutorOptions:
     executor: str = option("local", entries=SWEEPS, choices=EXECUTORS.names,
                            help="where runs execute: local processes or a Ray cluster (needs "
                                 "pip install -e '.[ray]'; see README)")
-    workers: int = option(1, kind=int, minimum=1, entries=SWEEPS, help="runs at once")
+    workers: int = option(1, kind=int, minimum=1, maximum=MAX_THREADS, entries=SWEEPS,
+                          help="runs at once")
     runs_per_gpu: int | None = option(
         None, kind=int, minimum=1, entries=SWEEPS,
         help="on CUDA: N runs at once on each GPU (local: N processes per GPU; Ray: 1/N GPU "
@@ -119,7 +124,7 @@ _STARTED = None  # the pool's shared record of the runs its workers started
 def _init_worker(slots, started) -> None:
     """A worker's start: die with the sweep; with --runs-per-gpu, claim one GPU slot."""
     global _WORKER_DEVICE, _STARTED
-    _die_with_parent()
+    _child_of_sweep()
     _STARTED = started
     if slots is not None:
         _WORKER_DEVICE = bind_worker(slots.get())
@@ -206,7 +211,8 @@ class LocalExecutor(Executor):
         returns. If a worker dies (killed, out of memory) the pool is lost: returns the runs it
         was running then (to try again, each alone) and those it had not started."""
         ctx = mp.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
-        manager = ctx.Manager()
+        manager = SyncManager(ctx=ctx)  # its process, like the workers, dies with the sweep
+        manager.start(_child_of_sweep)
         started = manager.dict()
         slots = None
         if self.slots is not None:
@@ -214,8 +220,9 @@ class LocalExecutor(Executor):
             for s in self.slots:
                 slots.put(s)
         running, lost = [], []
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(slots, started)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(slots, started))
+        try:
             try:
                 seen = pool.submit(names_seen, options.plugins).result()
             except BrokenProcessPool:  # its workers die at start: no run was started
@@ -232,7 +239,12 @@ class LocalExecutor(Executor):
                         on_finish(c, f.result(), t0)
                     except BrokenProcessPool:
                         (running if _key(c) in started else lost).append(c)
-        manager.shutdown()
+        except BaseException:  # Ctrl-C, SIGTERM (pai_bench.signals): stop the runs now
+            _kill_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            manager.shutdown()
         if unseen:
             kind, name = unseen
             raise ConfigError(
@@ -286,11 +298,30 @@ def worker_died(config: RunConfig, options: RunOptions, at_start: bool = False) 
     return {"status": "failed", "error": error, "config": config}
 
 
-def _die_with_parent() -> None:
-    """Linux: a worker is killed when the sweep is, so a restarted sweep never races an orphan."""
+def _child_of_sweep() -> None:
+    """A worker's or the manager's start. Linux: it is killed when the sweep is (even by kill
+    -9), so a restarted sweep never races an orphan, and no manager or resource tracker (which
+    lives while a process holds its pipe) outlives the sweep. Ctrl-C, which the terminal sends
+    to every process of the sweep, is left to the sweep (``signals.ignore_interrupts``)."""
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    ignore_interrupts()
+    # tqdm's default lock is a multiprocessing one, a named semaphore the resource tracker
+    # records: a worker killed with it leaves a "leaked semaphore" warning on the sweep's
+    # stderr. Bars are off in workers; a thread lock is all they need.
+    tqdm.set_lock(threading.RLock())
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers at once: shutdown would wait for their runs to end. A killed run
+    is what a kill -9 leaves (atomic files, the last checkpoint): the same command resumes
+    it. ``_processes``: the pool's own record of them (Python 3.14 adds ``kill_workers``)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):  # already gone
+            pass
 
 

@@ -33,6 +33,7 @@ from pai_bench.sweeps import ray_executor  # noqa: F401  (registers the "ray" ex
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError, StorageError
 from pai_bench.sweeps.executors import EXECUTORS, ExecutorOptions
+from pai_bench.filekinds import MAX_TEXT_BYTES, read_regular_file
 from pai_bench.methods import METHODS
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan
@@ -75,7 +76,8 @@ def load_spec(path: Path | None = None, overrides: dict | None = None) -> SweepS
     data: dict = {}
     if path is not None:
         try:
-            data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+            data = tomllib.loads(read_regular_file(Path(path), "sweep file",
+                                                   MAX_TEXT_BYTES).decode("utf-8"))
         except UnicodeDecodeError as e:
             raise ConfigError(f"sweep file {path} is not UTF-8 text (byte {e.object[e.start]:#04x} "
                               f"at offset {e.start}); TOML files are UTF-8: save it as UTF-8"
