@@ -36,6 +36,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from pai_bench import paths  # noqa: E402
 from pai_bench.artifacts import read_layer_report  # noqa: E402
 from pai_bench.config import RunConfig  # noqa: E402
+from pai_bench.io import atomic_write, clean_temporaries  # noqa: E402
 from pai_bench.methods import METHODS  # noqa: E402
 from pai_bench.table import accuracy_table, dense_table  # noqa: E402
 
@@ -68,11 +69,16 @@ def _linestyle(method: str) -> str:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Each figure file written atomically (a plot killed mid-write leaves the previous figure
+    whole, a full disk a StorageError); temporaries a killed plot left of them are removed."""
     files = paths.figure_files(out_dir, name)
-    for f in files:
-        fig.savefig(f, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        for f in files:
+            clean_temporaries(f.parent, f.name, held=False)
+            atomic_write(f, lambda out: fig.savefig(out, format=f.suffix[1:], dpi=150,
+                                                    bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return files
 
 
