@@ -194,12 +194,26 @@ def check_layer_report(rows: Any) -> None:
             raise Invalid(f"density {density} of {row['name']!r} is not in [0, 1]")
 
 
-def read_layer_report(path: Path, then: str = "run the configuration again to rebuild it"
-                      ) -> list[dict] | None:
+def read_layer_report(path: Path, then: str = "run the configuration again to rebuild it",
+                      digest: str | None = None) -> list[dict] | None:
     """A per-layer density report (``masks.layers.csv``): every row names a layer, its shape,
-    kept count and a density in [0, 1]. Rebuilt from the masks when its run is asked for again
-    (``runner.masks_stage``)."""
-    return read_valid(path, read_csv_rows, check_layer_report, then)
+    kept count and a density in [0, 1]; its bytes hashing to ``digest`` when given (a stored
+    run's summary holds it: an edited density is caught). Rebuilt from the masks when its run
+    is asked for again (``runner.masks_stage``)."""
+    def check(rows):
+        if digest is not None:
+            check_file(path, digest)
+        check_layer_report(rows)
+    return read_valid(path, read_csv_rows, check, then)
+
+
+def read_run_layer_report(rdir: Path, folder_hash: str, config_cls: type = RunConfig
+                          ) -> list[dict] | None:
+    """The layer report of the stored run in ``rdir``, if its summary is valid and vouches for
+    it (``digests["layers"]``; a run without one has no report to show)."""
+    summary = read_summary(rdir / paths.SUMMARY, folder_hash, config_cls)
+    digest = (summary or {}).get("digests", {}).get("layers")
+    return read_layer_report(rdir / paths.LAYERS, digest=digest) if digest else None
 
 
 def check_state(state: Any, facts: ModelFacts) -> None:
@@ -366,9 +380,7 @@ def stale_run_files(rdir: Path, summary: dict, config_cls: type = RunConfig) -> 
                                check_run_config(v, summary["hash"], config_cls)),
                     rebuilt) is not None
     if "layers" in need:
-        ok &= read_valid(rdir / paths.LAYERS, read_csv_rows,
-                         lambda rows: (check_file(rdir / paths.LAYERS, stored["layers"]),
-                                       check_layer_report(rows)), rebuilt) is not None
+        ok &= read_layer_report(rdir / paths.LAYERS, rebuilt, stored["layers"]) is not None
     return None if ok else "rebuild"
 
 

@@ -136,15 +136,17 @@ def atomic_save_torch(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def clean_temporaries(folder: Path, name: str | None = None, held: bool = True) -> list[Path]:
+def clean_temporaries(folder: Path, name: str | None = None) -> list[Path]:
     """Remove the temporary files that killed writers left in ``folder`` (of ``name`` only,
-    when given) and return them. ``held``: the caller holds the lock every writer of
-    ``folder`` takes, so no temporary there is being written (all are removed); else only those
-    whose writer process is gone are (the process id in the name, ``atomic_write``)."""
+    when given) and return them: those whose writer process is gone (its id is in the name,
+    ``atomic_write``; a name without one is an older version's, whose writer is gone too).
+    Called where a killed write can have left one: when a process takes the lock of a run,
+    a dense network or a method's masks (every writer there holds it), and before the image
+    cache or a figure is written; a live process's temporary is never touched."""
     pattern = f".{name}.*{TEMPORARY}" if name else f".*{TEMPORARY}"
     removed = []
     for tmp in Path(folder).glob(pattern):
-        if held or not _writer_alive(tmp.name):
+        if not _writer_alive(tmp.name):
             try:
                 tmp.unlink()
                 removed.append(tmp)

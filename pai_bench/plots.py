@@ -34,7 +34,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from pai_bench import paths  # noqa: E402
-from pai_bench.artifacts import read_layer_report  # noqa: E402
+from pai_bench.artifacts import read_run_layer_report  # noqa: E402
 from pai_bench.config import RunConfig  # noqa: E402
 from pai_bench.io import atomic_write, clean_temporaries  # noqa: E402
 from pai_bench.methods import METHODS  # noqa: E402
@@ -74,7 +74,7 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     files = paths.figure_files(out_dir, name)
     try:
         for f in files:
-            clean_temporaries(f.parent, f.name, held=False)
+            clean_temporaries(f.parent, f.name)
             atomic_write(f, lambda out: fig.savefig(out, format=f.suffix[1:], dpi=150,
                                                     bbox_inches="tight"))
     finally:
@@ -407,8 +407,8 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
             offset = 0.5 * (i - (len(methods) - 1) / 2) / len(methods)  # within +-0.25 layer
             reports = []
             for _, row in g[g["method"] == method].iterrows():
-                path = paths.stored_run_dir(results_dir, row["method"], row["hash"]) / paths.LAYERS
-                report = read_layer_report(path)  # an invalid one is kept aside, with a warning
+                rdir = paths.stored_run_dir(results_dir, row["method"], row["hash"])
+                report = read_run_layer_report(rdir, row["hash"])  # invalid: kept aside
                 if report is not None:
                     reports.append(report)
             if not reports:

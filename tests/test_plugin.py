@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from pai_bench.masks import Masks
 
 HERE = Path(__file__).resolve().parent

@@ -155,7 +155,7 @@ def read_images(files: FileList, size: tuple[int, int], cache_file: Path | None
     when it holds them (``data.cache.read_cache``), else decoded and written there (None: no
     cache)."""
     if cache_file is not None:  # what a writer killed mid-write left (78 MB for CIFAR-10)
-        clean_temporaries(cache_file.parent, cache_file.name, held=False)
+        clean_temporaries(cache_file.parent, cache_file.name)
     entry = read_cache(cache_file, files, size) if cache_file is not None else None
     if entry is None:
         start = time.perf_counter()
