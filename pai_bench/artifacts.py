@@ -294,9 +294,10 @@ def read_training_state(path: Path, facts: ModelFacts, first: int, last: int) ->
                       lambda s: check_training_state(s, facts, first, last, path))
 
 
-def read_weights(path: Path, facts: ModelFacts, digest: str | None = None) -> dict | None:
+def read_weights(path: Path, facts: ModelFacts, digest: str) -> dict | None:
     """A state dict of the network of ``facts``: a stored run's trained weights (an iterative
-    baseline's previous level), finite, hashing to ``digest`` when given."""
+    baseline's previous level), finite, hashing to ``digest`` (its run's summary stores it:
+    the weights file holds a plain state dict, so its summary vouches for whose it is)."""
     def check(s):
         check_state(s, facts)
         check_finite(s, "weight")
