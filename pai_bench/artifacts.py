@@ -23,8 +23,9 @@ import torch
 from pai_bench import paths
 from pai_bench.config import RunConfig
 from pai_bench.errors import ConfigError
-from pai_bench.io import Invalid, quarantine, tensor_digest  # noqa: F401  (re-exported)
-from pai_bench.masks import Masks
+from pai_bench.io import (Invalid, file_digest, json_digest, quarantine,  # noqa: F401
+                          tensor_digest)  # (Invalid, tensor_digest: re-exported)
+from pai_bench.masks import STORED_KEYS, Masks
 from pai_bench.models import ModelFacts
 
 STATUSES = ("finished", "diverged")
@@ -32,8 +33,15 @@ STATUSES = ("finished", "diverged")
 SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
     "config": (dict,), "hash": (str,), "status": (str,), "test_accuracy": (float, int, type(None)),
     "test_loss": (float, int, type(None)), "sparsity": (float, int), "kept": (int,),
-    "prunable": (int,), "seconds": (float, int),
+    "prunable": (int,), "seconds": (float, int), "digests": (dict,), "digest": (str,),
 }
+# Fractions a summary holds, each None or in [0, 1].
+SUMMARY_FRACTIONS = ("test_accuracy", "dense_test_accuracy", "sparsity", "effective_sparsity")
+# The files of a run a summary holds the digest of: tensors (hashed as ``tensor_digest``) and
+# text files (``file_digest`` of their bytes), and the statuses whose runs have them.
+RUN_FILES = {"masks": paths.MASKS, "weights": paths.WEIGHTS, "metrics": paths.METRICS,
+             "layers": paths.LAYERS, "config": paths.CONFIG}
+OLD_FILE = "written before stored files carried their digest and owner"
 
 
 def read_valid(path: Path, read: Callable[[Path], Any], check: Callable[[Any], None],
@@ -82,6 +90,30 @@ def check_summary(summary: Any, folder_hash: str, config_cls: type = RunConfig) 
         raise Invalid(f"test loss {summary['test_loss']!r}")
     if not 0 <= summary["kept"] <= summary["prunable"]:
         raise Invalid(f"kept {summary['kept']} of {summary['prunable']}")
+    check_sealed(summary)
+    missing = expected_files(summary) - set(summary["digests"])
+    if missing:  # a summary that cannot vouch for a file vouches for none
+        raise Invalid(f"it holds no digest of its {', '.join(sorted(missing))}")
+    for key in SUMMARY_FRACTIONS:
+        value = summary.get(key)
+        if value is not None and (not isinstance(value, (float, int)) or not 0 <= value <= 1):
+            raise Invalid(f"{key} {value!r} is not in [0, 1]")
+
+
+def seal(summary: dict) -> dict:
+    """``summary`` with ``digest``: the digest of its other fields (``check_sealed``)."""
+    body = {k: v for k, v in summary.items() if k != "digest"}
+    return {**body, "digest": json_digest(body)}
+
+
+def check_sealed(summary: dict) -> None:
+    """A summary's fields hash to the ``digest`` written with them: an edited accuracy, kept
+    count, status or sparsity is caught. A summary without one is refused, not trusted."""
+    if not isinstance(summary.get("digest"), str):
+        raise Invalid(f"it has no digest of its content ({OLD_FILE}?)")
+    body = {k: v for k, v in summary.items() if k != "digest"}
+    if json_digest(body) != summary["digest"]:
+        raise Invalid("its fields do not hash to its digest (an edited value)")
 
 
 def read_summary(path: Path, folder_hash: str, config_cls: type = RunConfig) -> dict | None:
@@ -108,15 +140,39 @@ def check_digest(value: Any, digest: str | None) -> None:
         raise Invalid(f"its content does not hash to {digest}, the digest its run stored")
 
 
+def check_owner(owner: Any, path: Path) -> None:
+    """A stored file names the folder it belongs to (``paths.owner``): a valid file of another
+    run, seed, method or dense network copied in its place is not this one's."""
+    expected = paths.owner(Path(path).parent)
+    if owner is None:
+        raise Invalid(f"it names no owner ({OLD_FILE}?)")
+    if owner != expected:
+        raise Invalid(f"it belongs to {owner}, not to {expected}")
+
+
+def stored_masks(raw: Any, path: Path) -> Masks:
+    """The masks of what ``Masks.save`` wrote to ``path``: its digest (over the masks and
+    their owner) holds and its owner is ``path``'s folder."""
+    if not isinstance(raw, dict) or set(raw) != STORED_KEYS:
+        raise Invalid(f"not masks with their owner and digest ({OLD_FILE}?)")
+    check_digest({"masks": raw["masks"], "owner": raw["owner"]}, raw["digest"])
+    check_owner(raw["owner"], path)
+    return Masks(raw["masks"])
+
+
+def load_masks(path: Path) -> Masks:
+    return stored_masks(load_torch(path), path)
+
+
 def read_masks(path: Path, facts: ModelFacts, kept: int | None = None,
                digest: str | None = None) -> Masks | None:
-    """Masks over exactly the network's prunable weights (``facts``, in order), of their
-    shapes, keeping ``kept`` weights when given, hashing to ``digest`` when given (a finished
-    run's summary stores it)."""
+    """Masks of ``path``'s folder (``stored_masks``) over exactly the network's prunable
+    weights (``facts``, in order), of their shapes, keeping ``kept`` weights when given,
+    hashing to ``digest`` when given (a finished run's summary stores it)."""
     def check(m):
         check_masks(m, facts, kept)
         check_digest(dict(m), digest)
-    return read_valid(path, Masks.load, check)
+    return read_valid(path, load_masks, check)
 
 
 LAYER_COLUMNS = ("name", "shape", "kept", "density", "collapsed")
@@ -140,12 +196,26 @@ def check_layer_report(rows: Any) -> None:
             raise Invalid(f"density {density} of {row['name']!r} is not in [0, 1]")
 
 
-def read_layer_report(path: Path, then: str = "run the configuration again to rebuild it"
-                      ) -> list[dict] | None:
+def read_layer_report(path: Path, then: str = "run the configuration again to rebuild it",
+                      digest: str | None = None) -> list[dict] | None:
     """A per-layer density report (``masks.layers.csv``): every row names a layer, its shape,
-    kept count and a density in [0, 1]. Rebuilt from the masks when its run is asked for again
-    (``runner.masks_stage``)."""
-    return read_valid(path, read_csv_rows, check_layer_report, then)
+    kept count and a density in [0, 1]; its bytes hashing to ``digest`` when given (a stored
+    run's summary holds it: an edited density is caught). Rebuilt from the masks when its run
+    is asked for again (``runner.masks_stage``)."""
+    def check(rows):
+        if digest is not None:
+            check_file(path, digest)
+        check_layer_report(rows)
+    return read_valid(path, read_csv_rows, check, then)
+
+
+def read_run_layer_report(rdir: Path, folder_hash: str, config_cls: type = RunConfig
+                          ) -> list[dict] | None:
+    """The layer report of the stored run in ``rdir``, if its summary is valid and vouches for
+    it (``digests["layers"]``; a run without one has no report to show)."""
+    summary = read_summary(rdir / paths.SUMMARY, folder_hash, config_cls)
+    digest = (summary or {}).get("digests", {}).get("layers")
+    return read_layer_report(rdir / paths.LAYERS, digest=digest) if digest else None
 
 
 def check_state(state: Any, facts: ModelFacts) -> None:
@@ -174,17 +244,21 @@ def check_finite(tensors: Any, what: str) -> None:
             check_finite(value, what)
 
 
-def check_training_state(state: Any, facts: ModelFacts, first: int, last: int) -> None:
+def check_training_state(state: Any, facts: ModelFacts, first: int, last: int,
+                         path: Path) -> None:
     """A checkpoint or snapshot: model and optimizer state, and a step in [first, last]; its
     tensors finite and hashing to the digest written with them (``callbacks.save_training_state``:
     a flipped byte that makes a weight 1e25 is caught), the optimizer state and metric rows
-    of the right form."""
+    of the right form; its owner (inside what the digest covers) ``path``'s folder, the run or
+    dense network it belongs to."""
     if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= set(state):
         raise Invalid("not a training state (model, optimizer, step)")
-    if "digest" in state:
-        body = {k: v for k, v in state.items() if k != "digest"}
-        if tensor_digest(body) != state["digest"]:
-            raise Invalid("its content does not hash to its digest (a changed byte)")
+    if "digest" not in state:  # never a check turned off by a missing key
+        raise Invalid(f"it has no digest ({OLD_FILE}?)")
+    body = {k: v for k, v in state.items() if k != "digest"}
+    if tensor_digest(body) != state["digest"]:
+        raise Invalid("its content does not hash to its digest (a changed byte)")
+    check_owner(state.get("owner"), path)
     check_state(state["model"], facts)
     check_finite(state["model"], "weight")
     optimizer = state["optimizer"]
@@ -218,12 +292,14 @@ def read_training_state(path: Path, facts: ModelFacts, first: int, last: int) ->
     """A run's checkpoint (``first``: where its training starts, ``last``: its end, the
     checkpoint written when training ended) or a dense snapshot (``first == last``: the step
     its file name says)."""
-    return read_valid(path, load_torch, lambda s: check_training_state(s, facts, first, last))
+    return read_valid(path, load_torch,
+                      lambda s: check_training_state(s, facts, first, last, path))
 
 
-def read_weights(path: Path, facts: ModelFacts, digest: str | None = None) -> dict | None:
+def read_weights(path: Path, facts: ModelFacts, digest: str) -> dict | None:
     """A state dict of the network of ``facts``: a stored run's trained weights (an iterative
-    baseline's previous level), finite, hashing to ``digest`` when given."""
+    baseline's previous level), finite, hashing to ``digest`` (its run's summary stores it:
+    the weights file holds a plain state dict, so its summary vouches for whose it is)."""
     def check(s):
         check_state(s, facts)
         check_finite(s, "weight")
@@ -254,29 +330,63 @@ def check_run_config(value: Any, folder_hash: str, config_cls: type = RunConfig)
         raise Invalid(f"its config does not hash to the folder's {folder_hash}")
 
 
+def run_file_digests(rdir: Path, summary: dict, masks: Masks | None,
+                     weights: dict | None) -> dict:
+    """What a summary stores of the files of its run in ``rdir`` (``RUN_FILES``): the digests of
+    the masks and trained weights (of the tensors, as ``tensor_digest``) and of the bytes of its
+    metric rows, layer report and ``config.json``, where the run has them."""
+    digests = {"config": file_digest(rdir / paths.CONFIG)}
+    if masks is not None:
+        digests.update(masks=tensor_digest(dict(masks)), layers=file_digest(rdir / paths.LAYERS))
+    if weights is not None:
+        digests.update(weights=tensor_digest(weights), metrics=file_digest(rdir / paths.METRICS))
+    return digests
+
+
+def expected_files(summary: dict) -> set[str]:
+    """The ``RUN_FILES`` keys a run of ``summary`` has: a finished run all, a diverged one its
+    config and, if it had masks, its masks and layer report."""
+    if summary["status"] == "finished":
+        return set(RUN_FILES)
+    return {"config"} | ({"masks", "layers"} if "masks" in summary["digests"] else set())
+
+
+def check_file(path: Path, digest: str | None) -> None:
+    if file_digest(path) != digest:
+        raise Invalid(f"its bytes do not hash to {digest}, the digest its run's summary stored")
+
+
 def stale_run_files(rdir: Path, summary: dict, config_cls: type = RunConfig) -> str | None:
     """What the files of the finished run in ``rdir`` need: None (they hold what its summary
-    says: masks and trained weights hash to the digests it stored, metric rows and config
-    read), "rebuild" (``config.json`` or the layer report is invalid: rebuilt from the masks,
-    no training) or "retrain" (masks, weights or metric rows are invalid: the run is
-    recomputed). An invalid file is quarantined."""
-    stored = summary.get("digests") or {}
-    then = "retraining the run"
-    has_masks = summary["status"] == "finished" or "masks" in stored  # diverged: maybe none
-    ok = not has_masks or read_valid(rdir / paths.MASKS, Masks.load,
-                                     lambda m: check_digest(dict(m), stored.get("masks")),
-                                     then) is not None
-    if summary["status"] == "finished":
+    says: each hashes to the digest it stored, the masks are the run's own and keep its count),
+    "rebuild" (``config.json`` or the layer report is invalid: rebuilt from the masks, no
+    training) or "retrain" (masks, weights or metric rows are invalid, or the summary lacks
+    a digest of one: the run is recomputed). An invalid file is quarantined."""
+    stored, then = summary["digests"], "retraining the run"
+    need, ok = expected_files(summary), True  # check_summary: each has its digest
+    if "masks" in need:
+        ok &= read_valid(rdir / paths.MASKS, load_masks,
+                         lambda m: (check_digest(dict(m), stored["masks"]),
+                                    _check_kept(m, summary)), then) is not None
+    if "weights" in need:
         ok &= read_valid(rdir / paths.WEIGHTS, load_torch,
                          lambda s: (check_finite(s, "weight"),
-                                    check_digest(s, stored.get("weights"))), then) is not None
-        ok &= read_valid(rdir / paths.METRICS, read_csv_rows, check_metrics, then) is not None
+                                    check_digest(s, stored["weights"])), then) is not None
+        ok &= read_valid(rdir / paths.METRICS, read_csv_rows,
+                         lambda rows: (check_file(rdir / paths.METRICS, stored["metrics"]),
+                                       check_metrics(rows)), then) is not None
     if not ok:
         return "retrain"
     rebuilt = "rebuilding it from the run"
     ok = read_valid(rdir / paths.CONFIG, strict_json,
-                    lambda v: check_run_config(v, summary["hash"], config_cls),
+                    lambda v: (check_file(rdir / paths.CONFIG, stored["config"]),
+                               check_run_config(v, summary["hash"], config_cls)),
                     rebuilt) is not None
-    if has_masks:
-        ok &= read_layer_report(rdir / paths.LAYERS, rebuilt) is not None
+    if "layers" in need:
+        ok &= read_layer_report(rdir / paths.LAYERS, rebuilt, stored["layers"]) is not None
     return None if ok else "rebuild"
+
+
+def _check_kept(masks: Masks, summary: dict) -> None:
+    if masks.kept() != summary["kept"]:
+        raise Invalid(f"{masks.kept()} weights kept, its summary says {summary['kept']}")

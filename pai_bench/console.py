@@ -31,7 +31,8 @@ def format_run(summary: dict, run_dir: Path) -> str:
     """What ``run`` prints of a summary (``summary["reused"]``: how this call got it, if it
     did not train it: ``runner.execute``)."""
     lines = [f"run {run_dir}" + REUSED.get(summary.get("reused"), "")]
-    layers = read_layer_report(run_dir / paths.LAYERS)
+    digest = (summary.get("digests") or {}).get("layers")  # the summary vouches for it
+    layers = read_layer_report(run_dir / paths.LAYERS, digest=digest) if digest else None
     if layers is not None:
         lines.append(f"  {'layer':40s} {'shape':>16s} {'kept':>9s} {'density':>8s} "
                      f"{'effective':>9s}")

@@ -23,15 +23,21 @@ import torch
 from pai_bench import paths
 from pai_bench.errors import ConfigError, StorageError
 
+TEMPORARY = ".tmp"  # the suffix of atomic_write's temporary files
 NAME_MAX = 255  # the longest file name most filesystems take (ext4, xfs, btrfs, tmpfs, APFS)
 PATH_MAX = 4096  # the longest path Linux takes
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """``write(file)`` into a temporary file beside ``path``, then renamed over it: a reader (and
+    a process killed mid-write) never leaves ``path`` half-written. The temporary's name holds
+    the writer's process id (``.<name>.<pid>.<random>.tmp``), so that what a killed writer left
+    is found and removed (``clean_temporaries``)."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                   suffix=TEMPORARY)
     except OSError as e:
         raise storage_error(path, e) from None
     try:
@@ -116,7 +122,7 @@ def name_too_long(path: Path) -> str | None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -126,14 +132,63 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_save_torch(obj: Any, path: Path) -> None:
     """``torch.save`` atomically; a write the disk refuses is a StorageError, never torch's
-    "unexpected pos" (``_atomic`` finds the OSError behind it)."""
-    _atomic(path, lambda f: torch.save(obj, f))
+    "unexpected pos" (``atomic_write`` finds the OSError behind it)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def clean_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder`` (of ``name`` only,
+    when given) and return them: those whose writer process is gone (its id is in the name,
+    ``atomic_write``; a name without one is an older version's, whose writer is gone too).
+    Called where a killed write can have left one: when a process takes the lock of a run,
+    a dense network or a method's masks (every writer there holds it), and before the image
+    cache or a figure is written; a live process's temporary is never touched."""
+    pattern = f".{name}.*{TEMPORARY}" if name else f".*{TEMPORARY}"
+    removed = []
+    for tmp in Path(folder).glob(pattern):
+        if not _writer_alive(tmp.name):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:  # gone already, or a read-only folder: nothing to clean here
+                pass
+    return removed
+
+
+def _writer_alive(tmp_name: str) -> bool:
+    """Whether the process that named a temporary ``.<name>.<pid>.<random>.tmp`` runs."""
+    parts = tmp_name[: -len(TEMPORARY)].split(".")
+    pid = parts[-2] if len(parts) >= 3 else ""
+    if not pid.isdigit() or int(pid) == 0:
+        return False  # a temporary of an older version, whose writer gave no id
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def json_digest(obj: Any) -> str:
+    """sha256 (16 hex digits) of ``obj`` as canonical JSON: what a summary's ``digest`` is of
+    its other fields (an edited accuracy, count or status changes it)."""
+    text = json.dumps(obj, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 (16 hex digits) of a file's bytes (a metric row, layer report or config.json
+    a summary describes)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def atomic_save_figure(fig: Any, path: Path, **savefig) -> None:
     """A matplotlib figure saved atomically, in the format its suffix names (``.png``, ``.pdf``)."""
     path = Path(path)
-    _atomic(path, lambda f: fig.savefig(f, format=path.suffix.lstrip("."), **savefig))
+    atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lstrip("."), **savefig))
 
 
 def read_json(path: Path) -> Any:

@@ -27,7 +27,7 @@ from torch import nn
 
 from pai_bench import paths
 from pai_bench.errors import ConfigError
-from pai_bench.io import atomic_save_torch, atomic_write_text
+from pai_bench.io import atomic_save_torch, atomic_write_text, tensor_digest
 
 
 class Masks(Mapping[str, torch.Tensor]):
@@ -119,14 +119,35 @@ class Masks(Mapping[str, torch.Tensor]):
                                   f"parameter has {tuple(params[name].shape)}")
 
     # Persistence
-    def save(self, path: Path, effective: "Masks | None" = None) -> None:
-        """Save the masks and, beside them, the per-layer density report as CSV."""
-        atomic_save_torch(dict(self._masks), path)
+    def save(self, path: Path, effective: "Masks | None" = None, owner: str | None = None) -> None:
+        """Save the masks with ``owner`` (``paths.owner``: whose masks they are) and a digest
+        of both (``stored``), and, beside them, the per-layer density report as CSV."""
+        atomic_save_torch(stored(dict(self._masks), owner), path)
         atomic_write_text(paths.layers_file(path), report_csv(self.layer_report(effective)))
 
     @classmethod
     def load(cls, path: Path) -> "Masks":
-        return cls(torch.load(path, map_location="cpu", weights_only=True))
+        """The masks of a file ``save`` wrote, or of a plain ``{name: mask}`` file, unchecked
+        (``artifacts.read_masks`` checks a results folder's)."""
+        return cls(unwrap(torch.load(path, map_location="cpu", weights_only=True)))
+
+
+STORED_KEYS = {"masks", "owner", "digest"}  # what ``Masks.save`` writes
+
+
+def stored(masks: dict, owner: str | None) -> dict:
+    """What ``Masks.save`` writes: the masks, their owner, and the digest of both (the owner
+    inside what the digest covers, so neither is changed alone)."""
+    body = {"masks": masks, "owner": owner}
+    return {**body, "digest": tensor_digest(body)}
+
+
+def unwrap(raw):
+    """The ``{name: mask}`` of what ``Masks.save`` wrote, or ``raw`` itself (a plain dict of
+    masks, a user's ``--masks`` file)."""
+    if isinstance(raw, dict) and set(raw) == STORED_KEYS and isinstance(raw["masks"], dict):
+        return raw["masks"]
+    return raw
 
 
 def report_csv(rows: list[dict]) -> str:

@@ -61,6 +61,14 @@ def dense_dir(results_dir: Path | str, dense_config) -> Path:
     return Path(results_dir) / "dense" / f"dense-{dense_config.hash()}"
 
 
+def owner(folder: Path) -> str:
+    """The identity a stored file of ``folder`` carries: ``<kind>/<name>`` (``runs/snip-<hash>``,
+    ``masks/snip-<hash>``, ``dense/dense-<hash>``), what it is checked against when read, so a
+    valid file of another run, seed or method copied in its place is not trusted."""
+    folder = Path(folder)
+    return f"{folder.parent.name}/{folder.name}"
+
+
 def lock_file(folder: Path) -> Path:
     """The lock of ``folder`` (``<results>/<kind>/<name>``), in ``<results>/.locks/``: apart from
     the folder, so a run that fails validation leaves no folder, and the ``runs/`` listing holds

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pai_bench.io import atomic_write_text
 from pai_bench.recipes import Recipe
 from pai_bench.training.train import check_cuda_graphs, step_times
 
@@ -102,7 +103,7 @@ def measured_bf16_faster() -> bool:
         known[key] = step_seconds("bf16") < step_seconds("fp32")
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(known))
+            atomic_write_text(cache, json.dumps(known))  # a killed write: never half a file
         except OSError:
             pass  # an unwritable cache costs a measurement next time, nothing else
     return bool(known[key])

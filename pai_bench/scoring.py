@@ -82,7 +82,8 @@ def compute_masks(scorer: Scorer, model: nn.Module, *, density: float, generator
             work.load_state_dict(pruned.state_dict())
         work.zero_grad(set_to_none=True)
         work.train()
-        ctx = ScoringContext(model=work, masks=masks, data=data, num_classes=num_classes,
+        # the scorer's own copy of the masks: one that zeroes or edits them changes nothing
+        ctx = ScoringContext(model=work, masks=Masks(masks), data=data, num_classes=num_classes,
                              input_shape=input_shape, generator=generator,
                              device=torch.device(device), density=d, original=original)
         ranked = start if scorer.revives else masks

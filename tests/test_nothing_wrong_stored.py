@@ -80,7 +80,7 @@ def test_a_resumed_run_compares_its_masks_with_the_shared_copy(tmp_path, capsys)
     moved = {n: m.flatten()[torch.randperm(m.numel(), generator=torch.Generator()
                                             .manual_seed(1))].view_as(m)
              for n, m in masks.items()}  # the right kept count, other positions
-    Masks(moved).save(rdir / paths.MASKS)
+    Masks(moved).save(rdir / paths.MASKS, owner=paths.owner(rdir))  # the run's own, moved
     summary = runner.execute(config, options(tmp_path / "run"))
     assert "differ from those the method's masks give" in capsys.readouterr().err
     assert Masks.load(rdir / paths.MASKS) == masks

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
+from pai_bench.masks import Masks
 
 HERE = Path(__file__).resolve().parent
 PLUGINS = HERE / "plugins"
@@ -37,6 +37,6 @@ def test_plugin_scorer_runs_through_the_cli_with_a_check(tmp_path):
         assert summary["kept"] == round(0.25 * summary["prunable"])
     # unshuffled, whole output units are kept or pruned: every row of fc1 is all-or-nothing
     plain = next(r for r in runs if json.loads((r / "summary.json").read_text())["config"]["check"] == "none")
-    fc1 = torch.load(plain / "masks.pt", weights_only=True)["fc1.weight"]
+    fc1 = Masks.load(plain / "masks.pt")["fc1.weight"]
     rows = fc1.sum(1)
     assert bool(((rows == 0) | (rows == fc1.shape[1])).sum() >= fc1.shape[0] - 1)

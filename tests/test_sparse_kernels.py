@@ -211,7 +211,7 @@ def _twins(tmp_path, monkeypatch, method="snip", **fields):
 def _weights(tmp_path, summary):
     run = tmp_path / "runs" / f"{summary['config']['method']}-{summary['hash']}"
     return run, torch.load(run / paths.WEIGHTS, weights_only=True), \
-        torch.load(run / paths.MASKS, weights_only=True)
+        Masks.load(run / paths.MASKS)
 
 
 @needs_kernels

@@ -17,6 +17,7 @@ import pai_bench
 from pai_bench import io, paths
 from pai_bench.cli.parser import main
 from pai_bench.errors import PaiBenchError, StorageError
+from pai_bench.masks import Masks
 from pai_bench.models import create_model
 
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
@@ -79,6 +80,15 @@ def load(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def load_masks(path: Path) -> dict:
+    return dict(Masks.load(path))
+
+
+def save_masks(masks: dict, run: Path) -> None:
+    """``masks`` as the run's own (its owner, a digest of both): only their content is wrong."""
+    torch.save(pai_bench.masks.stored(masks, paths.owner(run)), run / paths.MASKS)
+
+
 # --- item 1: export checks what it exports ---------------------------------------------------
 
 def garble(run: Path, other: Path) -> None:
@@ -122,20 +132,20 @@ def no_config(run: Path, other: Path) -> None:
 
 
 def a_mask_missing(run: Path, other: Path) -> None:
-    masks = load(run / paths.MASKS)
+    masks = load_masks(run / paths.MASKS)
     masks.pop(next(iter(masks)))
-    torch.save(masks, run / paths.MASKS)
+    save_masks(masks, run)
 
 
 def a_mask_of_another_shape(run: Path, other: Path) -> None:
-    masks = load(run / paths.MASKS)
+    masks = load_masks(run / paths.MASKS)
     name = next(reversed(masks))
     masks[name] = masks[name][:-1]
-    torch.save(masks, run / paths.MASKS)
+    save_masks(masks, run)
 
 
 def a_pruned_weight_not_zero(run: Path, other: Path) -> None:
-    weights, masks = load(run / paths.WEIGHTS), load(run / paths.MASKS)
+    weights, masks = load(run / paths.WEIGHTS), load_masks(run / paths.MASKS)
     name = next(iter(masks))
     flat = weights[name].view(-1)
     flat[int((~masks[name]).view(-1).nonzero()[0])] = 0.25
@@ -143,7 +153,7 @@ def a_pruned_weight_not_zero(run: Path, other: Path) -> None:
 
 
 def a_weight_not_finite(run: Path, other: Path) -> None:
-    weights, masks = load(run / paths.WEIGHTS), load(run / paths.MASKS)
+    weights, masks = load(run / paths.WEIGHTS), load_masks(run / paths.MASKS)
     name = next(iter(masks))
     flat = weights[name].view(-1)
     flat[int(masks[name].view(-1).nonzero()[0])] = float("nan")
@@ -154,7 +164,7 @@ def a_kept_weight_changed(run: Path, other: Path) -> None:
     """Finite, zero where pruned: only the digest its summary stored tells."""
     if "weights" not in (json.loads((run / paths.SUMMARY).read_text()).get("digests") or {}):
         pytest.skip("this runner stores no digest of the weights")
-    weights, masks = load(run / paths.WEIGHTS), load(run / paths.MASKS)
+    weights, masks = load(run / paths.WEIGHTS), load_masks(run / paths.MASKS)
     name = next(iter(masks))
     weights[name][masks[name]] *= 1.001
     torch.save(weights, run / paths.WEIGHTS)
@@ -169,9 +179,9 @@ def weights_of_another_model(run: Path, other: Path) -> None:
 @pytest.mark.parametrize("damage, file, words", [
     (garble, paths.WEIGHTS, [("not zero", "not finite")]),  # random bytes: NaN, or not 0
     (truncate, paths.WEIGHTS, ["cannot be read", "truncated"]),
-    (masks_of_another_sparsity, paths.MASKS, ["kept"]),
+    (masks_of_another_sparsity, paths.MASKS, ["belongs to runs/"]),  # another run's
     (no_summary, paths.SUMMARY, ["not a finished run"]),
-    (diverged, paths.SUMMARY, ["not a finished run", "diverged"]),
+    (diverged, paths.SUMMARY, ["an edited value"]),  # its digest tells
     (summary_of_another_run, paths.SUMMARY, ["hash"]),
     (config_of_another_run, paths.CONFIG, ["hash"]),
     (no_config, paths.CONFIG, ["missing"]),
@@ -220,7 +230,7 @@ def test_exported_prune_file_round_trips_through_torch_prune(run, capsys):
     assert main(["export", str(run), "--format", "prune"]) == 0
     target = Path(capsys.readouterr().out.strip())
     assert target == run / "model.prune.pt"
-    exported, masks = load(target), load(run / paths.MASKS)
+    exported, masks = load(target), load_masks(run / paths.MASKS)
     ours = create_model("mlp", num_classes=10, input_shape=(3, 32, 32), seed=0)
     ours.load_state_dict(load(run / paths.WEIGHTS))
     theirs = create_model("mlp", num_classes=10, input_shape=(3, 32, 32), seed=1)

@@ -18,6 +18,7 @@ from pai_bench.pipeline import runner
 from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig, dense_config, setting
 from pai_bench.errors import ConfigError
+from pai_bench.masks import Masks
 from pai_bench.options import RunOptions
 from pai_bench.registry import Registry
 from pai_bench.analysis.results import load_runs
@@ -126,16 +127,17 @@ def corrupt_masks_truncated(run, dense):
 def corrupt_masks_all_ones(run, dense):
     (run / paths.SUMMARY).unlink()
     path = run / paths.MASKS
-    torch.save({n: torch.ones_like(m) for n, m in torch.load(path).items()}, path)
+    ones = {n: torch.ones_like(m) for n, m in Masks.load(path).items()}
+    Masks(ones).save(path, owner=paths.owner(run))  # the run's own, keeping the wrong count
     return path
 
 
 def corrupt_masks_missing_layer(run, dense):
     (run / paths.SUMMARY).unlink()
     path = run / paths.MASKS
-    masks = torch.load(path)
+    masks = dict(Masks.load(path))
     masks.pop(next(iter(masks)))
-    torch.save(masks, path)
+    Masks(masks).save(path, owner=paths.owner(run))
     return path
 
 

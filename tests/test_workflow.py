@@ -16,6 +16,7 @@ import pai_bench
 from pai_bench import paths
 from pai_bench.cli.parser import build_parser, main
 from pai_bench.errors import ConfigError
+from pai_bench.masks import Masks
 from pai_bench.models import MODELS, create_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_exported_run_loads_through_torch_prune_with_identical_logits(tmp_path):
     run = tmp_path / "runs" / f"snip-{summary['hash']}"
     assert main(["export", str(run), "--format", "prune"]) == 0
     exported = torch.load(run / "model.prune.pt", weights_only=True)
-    masks = torch.load(run / paths.MASKS, weights_only=True)
+    masks = Masks.load(run / paths.MASKS)
     # the suite's own trained network
     ours = create_model("mlp", num_classes=10, input_shape=(3, 32, 32), seed=0)
     ours.load_state_dict(torch.load(run / paths.WEIGHTS, weights_only=True))
@@ -212,7 +213,7 @@ def test_masks_from_a_file_train_with_every_check(tmp_path, capsys):
              for p in (tmp_path / "r" / "runs").glob("masks-*/summary.json")}
     assert set(found) == {"none", "shuffle", "invert"}
     kept = sum(int(m.sum()) for m in given.values())
-    trained = torch.load(found["none"] / paths.MASKS, weights_only=True)
+    trained = Masks.load(found["none"] / paths.MASKS)
     assert all(torch.equal(trained[n], given[n]) for n in given)  # exactly the file's masks
     for run in found.values():
         assert json.loads((run / paths.SUMMARY).read_text())["kept"] == kept

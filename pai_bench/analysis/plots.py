@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # annotations only: the library loads where used
     import pandas as pd
 
 from pai_bench import paths
-from pai_bench.artifacts import read_layer_report
+from pai_bench.artifacts import read_run_layer_report
 from pai_bench.config import RunConfig
+from pai_bench.io import atomic_write, clean_temporaries
 from pai_bench.methods import METHODS
 from pai_bench.analysis.table import accuracy_table, dense_table
 
@@ -75,12 +76,18 @@ def _linestyle(method: str) -> str:
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    """Each figure file written atomically (a plot killed mid-write leaves the previous figure
+    whole, a full disk a StorageError); temporaries a killed plot left of them are removed."""
     plt = pyplot()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = paths.figure_files(out_dir, name)
-    for f in files:
-        fig.savefig(f, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        for f in files:
+            clean_temporaries(f.parent, f.name)
+            atomic_write(f, lambda out: fig.savefig(out, format=f.suffix[1:], dpi=150,
+                                                    bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return files
 
 
@@ -422,8 +429,8 @@ def layer_densities(results_dir: Path, runs: pd.DataFrame, sparsity: float,
             reports = []
             for _, row in g[g["method"] == method].iterrows():
                 folder = row.get("source") or results_dir  # the run's own folder
-                path = paths.stored_run_dir(folder, row["method"], row["hash"]) / paths.LAYERS
-                report = read_layer_report(path)  # an invalid one is kept aside, with a warning
+                rdir = paths.stored_run_dir(folder, row["method"], row["hash"])
+                report = read_run_layer_report(rdir, row["hash"])  # invalid: kept aside
                 if report is not None:
                     reports.append(report)
             if not reports:

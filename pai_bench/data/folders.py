@@ -26,7 +26,7 @@ from torch import Tensor
 from pai_bench.data.cache import cache_path, make_entry, read_cache  # noqa: F401 (sets.py)
 from pai_bench.data.files import FileList
 from pai_bench.errors import DataNotFoundError
-from pai_bench.io import atomic_save_torch
+from pai_bench.io import atomic_save_torch, clean_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ def read_images(files: FileList, size: tuple[int, int], cache_file: Path | None
     """(uint8 images (N, 3, H, W), int64 labels, class names) of ``files``, from ``cache_file``
     when it holds them (``data.cache.read_cache``), else decoded and written there (None: no
     cache)."""
+    if cache_file is not None:  # what a writer killed mid-write left (78 MB for CIFAR-10)
+        clean_temporaries(cache_file.parent, cache_file.name)
     entry = read_cache(cache_file, files, size) if cache_file is not None else None
     if entry is None:
         start = time.perf_counter()

@@ -24,7 +24,7 @@ import torch
 from pai_bench.errors import ConfigError
 from pai_bench.filekinds import read_regular_file
 from pai_bench.io import tensor_digest
-from pai_bench.masks import Masks
+from pai_bench.masks import Masks, unwrap
 from pai_bench.methods.base import Scorer, ScoringContext
 
 
@@ -44,7 +44,7 @@ def read_mask_file(path: str | Path) -> tuple[Masks, str]:
         if isinstance(raw, dict) and any(isinstance(t, torch.Tensor) and t.layout != torch.strided
                                          for t in raw.values()):
             raise ValueError("it holds sparse tensors; save dense bool tensors")
-        masks = Masks(raw)
+        masks = Masks(unwrap(raw))  # a run's masks.pt too (``Masks.save``)
     except ImportError:
         raise ConfigError(f"{path} is a .safetensors file: pip install safetensors") from None
     except Exception as e:  # noqa: BLE001 - whatever the file holds, it is not masks

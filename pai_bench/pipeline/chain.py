@@ -50,9 +50,14 @@ def _parent_files(plan: Plan, results_dir: Path) -> tuple[dict, Masks]:
         raise RunError(f"the previous level of this run, {rdir.name} (sparsity "
                        f"{config.sparsity}), {summary['status']}: it has no trained survivors "
                        f"to prune")
-    state = read_weights(rdir / paths.WEIGHTS, plan.facts)
-    masks = read_masks(rdir / paths.MASKS, plan.facts, keep_count(plan.facts.total,
-                                                                   config.density))
+    # the summary vouches for the level's weights and masks (their digests): without a valid
+    # one, they could be any run's
+    state = masks = None
+    if summary is not None:
+        digests = summary["digests"]
+        state = read_weights(rdir / paths.WEIGHTS, plan.facts, digests["weights"])
+        masks = read_masks(rdir / paths.MASKS, plan.facts,
+                           keep_count(plan.facts.total, config.density), digests["masks"])
     if state is None or masks is None:
         raise RunError(f"the previous level of this run, {rdir}, has no valid {paths.WEIGHTS} "
                        f"or {paths.MASKS} (it did not finish, or they were invalid); run this "

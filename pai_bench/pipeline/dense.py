@@ -22,11 +22,11 @@ from pathlib import Path
 import math
 
 from pai_bench import paths
-from pai_bench.artifacts import read_training_state, read_valid, strict_json
+from pai_bench.artifacts import check_sealed, read_training_state, read_valid, seal, strict_json
 from pai_bench.training.callbacks import Checkpointer, Progress, save_training_state
 from pai_bench.config import dense_config
 from pai_bench.device import check_resume_threads
-from pai_bench.io import atomic_write_json, file_lock
+from pai_bench.io import atomic_write_json, clean_temporaries, file_lock
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan
 from pai_bench.recipes import PRUNE_EARLY_STEPS
@@ -54,16 +54,17 @@ class DenseRun:
         step = min(step, self.total)
         self.dir.mkdir(parents=True, exist_ok=True)
         with file_lock(paths.lock_file(self.dir)):
+            clean_temporaries(self.dir)  # a killed writer's: every writer holds this lock
             state = self._snapshot(step)
             if state is None:
                 self._raise_if_diverged()
                 try:
                     self._reach(step)
                 except Diverged as e:  # stored once: no later run trains it again
-                    atomic_write_json(self.dir / paths.SUMMARY, dict(
+                    atomic_write_json(self.dir / paths.SUMMARY, seal(dict(
                         config=self.config.to_dict(), hash=self.config.hash(),
                         status="diverged", error=str(e), step=e.step, test_accuracy=None,
-                        test_loss=None, steps=self.total, epochs=self.plan.recipe.epochs))
+                        test_loss=None, steps=self.total, epochs=self.plan.recipe.epochs)))
                     raise
                 state = self._snapshot(step)
             return state["model"]
@@ -80,6 +81,7 @@ class DenseRun:
     def stored_summary(self) -> dict | None:
         """The dense network's stored test metrics, if valid."""
         def check(s):
+            check_sealed(s)  # an edited accuracy or status
             acc = s["test_accuracy"]
             if s["status"] == "diverged":
                 ok = isinstance(s["step"], int) and isinstance(s["error"], str)
@@ -93,19 +95,20 @@ class DenseRun:
     def summary(self) -> dict:
         """Test accuracy and loss of the fully trained dense network (trains it if needed)."""
         final = self.state_at(self.total)  # Diverged if the dense network did
-        stored = self.stored_summary()
-        if stored is not None and stored["status"] == "finished":
-            return stored
-        model = self.plan.build_model()
-        model.load_state_dict(final)
-        metrics = evaluate(model, self.plan.test_data, device=self.device,
-                           precision=self.config.precision)
-        loss = metrics["loss"] if math.isfinite(metrics["loss"]) else None
-        summary = dict(config=self.config.to_dict(), hash=self.config.hash(), status="finished",
-                       test_accuracy=metrics["accuracy"], test_loss=loss, steps=self.total,
-                       epochs=self.plan.recipe.epochs)
-        atomic_write_json(self.dir / paths.SUMMARY, summary)
-        return summary
+        with file_lock(paths.lock_file(self.dir)):  # every writer of the folder holds it
+            stored = self.stored_summary()
+            if stored is not None and stored["status"] == "finished":
+                return stored
+            model = self.plan.build_model()
+            model.load_state_dict(final)
+            metrics = evaluate(model, self.plan.test_data, device=self.device,
+                               precision=self.config.precision)
+            loss = metrics["loss"] if math.isfinite(metrics["loss"]) else None
+            summary = seal(dict(config=self.config.to_dict(), hash=self.config.hash(),
+                                status="finished", test_accuracy=metrics["accuracy"],
+                                test_loss=loss, steps=self.total, epochs=self.plan.recipe.epochs))
+            atomic_write_json(self.dir / paths.SUMMARY, summary)
+            return summary
 
     def _start(self, step: int) -> dict:
         """The latest valid stored state at or before ``step``: a snapshot or the rolling

@@ -70,8 +70,8 @@ def export_run(run_dir: Path | str, fmt: str = "prune", out: Path | str | None =
     must be the run's (their config hashes to the folder's ``<method>-<hash>``) and say
     ``finished``; the masks must cover the network's prunable weights, of their shapes, keeping
     the summary's ``kept`` count; the weights must be the network's, finite, exactly zero where
-    a mask prunes (training holds them there) and, where the summary stored digests, hash to
-    them. Anything else is a ConfigError naming the file and what is wrong, and nothing is
+    a mask prunes (training holds them there) and hash to the digests the summary stored.
+    Anything else is a ConfigError naming the file and what is wrong, and nothing is
     written (the run's files are only read: a bad one is not moved aside)."""
     run_dir = Path(run_dir)
     convert = FORMATS.get(fmt).convert
@@ -167,7 +167,7 @@ def _trained_network(run_dir: Path, summary: dict) -> tuple[dict, Masks]:
     config = RunConfig.from_dict(summary["config"])
     weights, raw_masks = _load(weights_file), _load(masks_file)
     facts = _network_facts(config)
-    digests = summary.get("digests") if isinstance(summary.get("digests"), dict) else {}
+    digests = summary["digests"]  # check_summary: a finished run's summary holds them all
     try:
         if not isinstance(weights, dict) or not all(
                 isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
@@ -180,16 +180,14 @@ def _trained_network(run_dir: Path, summary: dict) -> tuple[dict, Masks]:
     except Invalid as e:
         raise _bad(weights_file, _why(e)) from None
     try:
-        if not isinstance(raw_masks, dict):
-            raise Invalid("not a dict of masks")
-        masks = Masks(raw_masks)
+        masks = artifacts.stored_masks(raw_masks, masks_file)  # the run's own, intact
         names = list(facts.prunable) if facts is not None else list(masks)
         missing = [n for n in names if n not in weights]
         if missing:
             raise Invalid(f"names weights {missing} that {paths.WEIGHTS} lacks")
         artifacts.check_masks(masks, ModelFacts({n: tuple(weights[n].shape) for n in names},
                                                 {}, {}), summary["kept"])
-        artifacts.check_digest(dict(masks), digests.get("masks"))
+        artifacts.check_digest(dict(masks), digests["masks"])
     except Exception as e:  # noqa: BLE001 - Invalid, or masks that are no masks
         raise _bad(masks_file, _why(e)) from None
     try:
@@ -199,7 +197,7 @@ def _trained_network(run_dir: Path, summary: dict) -> tuple[dict, Masks]:
                 raise Invalid(f"{alive} weights of {name!r} that {paths.MASKS} prunes are not "
                               f"zero (training holds them at zero: the weights are damaged or "
                               f"not this run's)")
-        artifacts.check_digest(weights, digests.get("weights"))
+        artifacts.check_digest(weights, digests["weights"])
     except Invalid as e:
         raise _bad(weights_file, _why(e)) from None
     return weights, masks

@@ -57,6 +57,10 @@ class Plan:
             raise ConfigError(f"--rounds {p.config.rounds} exceeds the {facts.total} prunable "
                               f"weights of {p.config.model!r}: give at most one round per weight "
                               f"(--rounds 1 to {facts.total})")
+        if p.kept == 0:  # a network with no weight left trains nothing: not a result
+            raise ConfigError(f"--sparsity {p.config.sparsity} keeps none of the {facts.total:,} "
+                              f"prunable weights of {p.config.model!r}: give a sparsity below "
+                              f"{1 - 0.5 / facts.total:.9g}")
         p.method.check_plan(p)  # what a method can only check against the network
         return p
 

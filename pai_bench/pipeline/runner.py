@@ -26,15 +26,16 @@ import torch
 from pai_bench.pipeline import chain
 from pai_bench import costs, paths, sparse
 from pai_bench.artifacts import (read_layer_report, read_masks, read_summary,
-                                 read_training_state, stale_run_files)
+                                 read_training_state, run_file_digests, seal, stale_run_files)
 from pai_bench.training.callbacks import LOGGERS, Checkpointer, MetricRows, Progress, StepTimer
 from pai_bench.config import RunConfig
 from pai_bench.pipeline.dense import DenseRun
 from pai_bench.device import check_resume_threads, torch_threads
 from pai_bench.effective import effective_masks, effective_summary
+from pai_bench.errors import RunError, StorageError
 from pai_bench.filekinds import make_folder
-from pai_bench.io import (atomic_save_torch, atomic_write_json, file_lock, quarantine, read_json,
-                          tensor_digest, to_host)
+from pai_bench.io import (atomic_save_torch, atomic_write_json, clean_temporaries, file_lock,
+                          quarantine, read_json, tensor_digest, to_host)
 from pai_bench.masks import Masks
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan, load_data
@@ -88,6 +89,7 @@ def run_plan(plan: Plan, options: RunOptions, callbacks: tuple = ()) -> dict:
     """The stored summary of ``plan`` (data loaded), or the run, under the run's lock."""
     rdir = paths.run_dir(options.results_dir, plan.config)
     with torch_threads(options.threads), file_lock(paths.lock_file(rdir)) as waited:
+        clean_temporaries(rdir)  # what a killed writer of this run left: every writer holds the lock
         done = stored_summary(plan.config, options.results_dir)  # finished while we waited
         if done is not None:
             if waited:
@@ -174,7 +176,7 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
             raise
         kept = read_summary(rdir / paths.SUMMARY, config.hash(), type(config))
         if kept is not None:  # finished: only config.json and the layer report were rebuilt
-            return kept
+            return store_summary(rdir, kept, masks, None)
         per_epoch = train_stage(stage, model, masks, rdir, callbacks)
         metrics = evaluate(model, p.test_data, device=device, precision=config.precision)
         if not math.isfinite(metrics["loss"]):
@@ -193,14 +195,36 @@ def _execute(p: Plan, options: RunOptions, rdir: Path, callbacks: tuple) -> dict
                    dense_test_accuracy=dense_accuracy(stage))
     if masks is not None:
         summary["cost"] = cost_of(p, [*chain.level_masks(p, options.results_dir), masks])
-        summary["digests"] = {"masks": tensor_digest(dict(masks))}
+    check_run_folder(p, rdir, masks)
+    state = None
     if status == "finished":  # the trained sparse network, loadable with weights_only=True
         state = to_host(model.state_dict())  # hashed and saved from one host copy
         atomic_save_torch(state, rdir / paths.WEIGHTS)
-        summary["digests"]["weights"] = tensor_digest(state)
-    atomic_write_json(rdir / paths.SUMMARY, summary)
+    summary = store_summary(rdir, summary, masks, state)
     (rdir / paths.CHECKPOINT).unlink(missing_ok=True)
     return summary
+
+
+def store_summary(rdir: Path, summary: dict, masks: Masks | None, weights: dict | None) -> dict:
+    """``summary`` with the digests of the run's files (``artifacts.run_file_digests``; the
+    masks and weights given, those already stored kept) and its own digest, written."""
+    digests = {**summary.get("digests", {}), **run_file_digests(rdir, summary, masks, weights)}
+    summary = seal({**summary, "digests": digests})
+    atomic_write_json(rdir / paths.SUMMARY, summary)
+    return summary
+
+
+def check_run_folder(p: Plan, rdir: Path, masks: Masks | None) -> None:
+    """Before a run is stored: its folder still holds what it was trained from (its config and
+    its own masks), else it was deleted or replaced while the run trained, and storing a
+    summary in it would make a result out of what is left. StorageError, nothing stored."""
+    ok = (rdir / paths.CONFIG).is_file()
+    if ok and masks is not None:
+        stored = read_masks(rdir / paths.MASKS, p.facts, p.kept, tensor_digest(dict(masks)))
+        ok = stored is not None
+    if not ok:
+        raise StorageError(f"the run's folder {rdir} was deleted or changed while the run "
+                           f"trained; nothing stored (run the same command again)")
 
 
 def masks_summary(p: Plan, masks: Masks | None, eff: Masks | None) -> dict:
@@ -232,14 +256,25 @@ def masks_stage(stage: Stage, rdir: Path, model) -> tuple[Masks, Masks]:
             (rdir / paths.CHECKPOINT).unlink(missing_ok=True)
             masks = None
     if masks is None:
-        masks = derived(p, shared_method_masks(stage))
+        masks = check_kept(p, derived(p, shared_method_masks(stage)), "its check")
         eff = effective_masks(model, masks, p.input_shape)
-        masks.save(path, eff)
+        masks.save(path, eff, paths.owner(rdir))
         return masks, eff
     eff = effective_masks(model, masks, p.input_shape)
     if read_layer_report(paths.layers_file(path), "rebuilding it") is None:
-        masks.save(path, eff)
+        masks.save(path, eff, paths.owner(rdir))
     return masks, eff
+
+
+def check_kept(p: Plan, masks: Masks, by: str) -> Masks:
+    """``masks`` if they keep the run's count of weights (``Plan.kept``); a RunError naming
+    the method otherwise (a scorer that changed the masks it was given, a check that lost a
+    weight): a run is never stored at a sparsity its masks do not have."""
+    if masks.kept() != p.kept:
+        raise RunError(f"the masks of {p.config.method} ({by}) keep {masks.kept():,} of "
+                       f"{masks.total():,} weights; sparsity {p.config.sparsity} keeps "
+                       f"{p.kept:,}: nothing stored")
+    return masks
 
 
 def derived(p: Plan, method_masks: Masks) -> Masks:
@@ -258,12 +293,13 @@ def shared_method_masks(stage: Stage) -> Masks:
     p = stage.plan
     path = shared_masks_path(stage)
     with file_lock(paths.lock_file(path.parent)):
+        clean_temporaries(path.parent)
         masks = read_masks(path, p.facts, p.kept)
         if masks is None:
             t0 = time.perf_counter()
-            masks = p.method.masks(stage)
+            masks = check_kept(p, p.method.masks(stage), "the method's masks")
             seconds = time.perf_counter() - t0
-            masks.save(path)
+            masks.save(path, owner=paths.owner(path.parent))
             # the method's cost, measured once per masks: every run reading them reports it
             atomic_write_json(path.parent / paths.SCORING, {
                 "seconds": round(seconds, 3), "machine": machine(stage.options.torch_device)})

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from pai_bench import paths
 from pai_bench.errors import ConfigError
 from pai_bench.io import atomic_save_torch, atomic_write_text, tensor_digest, to_host
 from pai_bench.registry import Registry
@@ -114,11 +115,13 @@ LOGGERS.register(TensorBoard)
 def save_training_state(path: Path, model, optimizer, step: int, rows: list | None = None,
                         running: dict | None = None) -> None:
     """The one format of a training state (a checkpoint, a dense snapshot): model, optimizer,
-    step and, for a sparse run, its metric rows; ``running``: the epoch's running sums when the
-    state is inside an epoch (``Checkpointer``). Written atomically. Reading one back is
-    ``artifacts.read_training_state``'s job: it validates it too."""
+    step, its owner (``paths.owner`` of its folder: the run or dense network it belongs to)
+    and, for a sparse run, its metric rows; ``running``: the epoch's running sums when the
+    state is inside an epoch (``Checkpointer``). Written atomically, with a digest of all of it
+    (owner and step included). Reading one back is ``artifacts.read_training_state``'s job: it
+    validates it too."""
     state = to_host({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "step": step})  # hashed and saved from one host copy
+                     "step": step, "owner": paths.owner(Path(path).parent)})  # one host copy
     state["threads"] = torch.get_num_threads()  # a resume on another count is refused (device)
     if rows is not None:
         state["rows"] = rows
