@@ -25,7 +25,11 @@ MOVED = {  # old module -> its module now
 
 
 class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``pai_bench.<old>`` and hands back the module at its new path."""
+    """Finds ``pai_bench.<old>`` and hands back the module at its new path, unchanged (the
+    import system sets the old name's spec on the module it is given: put back its own)."""
+
+    def __init__(self):
+        self._specs = {}
 
     def find_spec(self, fullname, path=None, target=None):
         old = fullname.removeprefix("pai_bench.")
@@ -37,10 +41,12 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         new = "pai_bench." + MOVED[spec.name.removeprefix("pai_bench.")]
         warnings.warn(f"{spec.name} moved to {new}; the old path goes in the next release",
                       DeprecationWarning, stacklevel=3)
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._specs[new] = module.__spec__
+        return module
 
     def exec_module(self, module):
-        pass  # the module is the new one, already executed
+        module.__spec__ = self._specs[module.__name__]  # already executed: only its own spec
 
 
 def install() -> None:

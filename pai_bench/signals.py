@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing.context
 import signal
 import threading
 from contextlib import contextmanager
@@ -85,3 +86,33 @@ def ignore_interrupts() -> None:
 
 __all__ = ["Stopped", "STOPPED", "stop_on_signals", "exit_code", "raised_by_code",
            "ignore_interrupts"]
+
+
+@contextmanager
+def _interrupts_ignored():
+    """SIGINT ignored in this block (main thread only: elsewhere it cannot be changed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+class _QuietSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that starts with SIGINT ignored: the disposition survives ``exec``
+    and Python then installs no KeyboardInterrupt handler, so a Ctrl-C (which the terminal sends
+    to every process of a sweep) while the process still imports torch prints no traceback from
+    it; its sweep decides what happens (``Stopped``)."""
+
+    def start(self):
+        with _interrupts_ignored():
+            super().start()
+
+
+class QuietSpawnContext(multiprocessing.context.SpawnContext):
+    """The ``spawn`` start method, its processes started deaf to Ctrl-C (a sweep's workers and
+    its manager)."""
+    Process = _QuietSpawnProcess

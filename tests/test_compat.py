@@ -20,6 +20,7 @@ def test_an_old_module_path_is_the_new_module_with_a_warning(old):
         warnings.simplefilter("always")
         module = importlib.import_module("pai_bench." + old)
     assert module is new
+    assert new.__spec__.name == new.__name__ == "pai_bench." + _compat.MOVED[old]  # unchanged
     assert any(issubclass(w.category, DeprecationWarning) and _compat.MOVED[old] in str(w.message)
                for w in caught), [str(w.message) for w in caught]
 

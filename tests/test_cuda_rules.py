@@ -351,7 +351,7 @@ def test_a_run_records_the_machine_it_computed_on(tmp_path):
 
 
 def test_a_worker_bound_to_a_gpu_sets_it_and_trains_there(tmp_path, monkeypatch, trained_on):
-    monkeypatch.setattr(executors, "_die_with_parent", lambda: None)  # not the test process
+    monkeypatch.setattr(executors, "_child_of_sweep", lambda: None)  # not the test process
     monkeypatch.setattr(executors, "_WORKER_DEVICE", None)
     slots = queue.Queue()
     slots.put("cuda:0")

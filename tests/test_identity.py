@@ -187,16 +187,20 @@ def test_the_same_masks_under_two_names_and_two_formats_are_one_run(tmp_path, gi
     assert len(list((tmp_path / "r" / "runs").glob("masks-*"))) == 1
 
 
-def test_a_masks_run_stored_under_its_file_digest_is_moved_to_its_name(tmp_path, given):
+def test_a_masks_run_stored_under_its_file_digest_is_named_not_reused(tmp_path, given):
+    """Its old name (the file's sha256) is not its name now: it is not reused (a store from
+    before this release carries no owner nor sealed summary), and a line names it."""
     path = tmp_path / "m.pt"
     torch.save(given, path)
     first = pai_bench.run(masks=path, **SHARED, results_dir=tmp_path, log=None)
     new = RunConfig.from_dict(first["config"])
     old = dataclasses.replace(new, method_args=(("sha256", file_digest(path)),))
     as_stored_before(tmp_path, new, old)
-    again = pai_bench.run(masks=path, **SHARED, results_dir=tmp_path, log=None)
-    assert again["reused"] == "stored" and again["test_loss"] == first["test_loss"]
-    assert not paths.run_dir(tmp_path, old).exists() and paths.run_dir(tmp_path, new).exists()
+    said = []
+    again = pai_bench.run(masks=path, **SHARED, results_dir=tmp_path, log=said.append)
+    assert "reused" not in again and again["test_loss"] == first["test_loss"]
+    assert any(str(paths.run_dir(tmp_path, old)) in line and "not reused" in line for line in said)
+    assert paths.run_dir(tmp_path, old).exists() and paths.run_dir(tmp_path, new).exists()
 
 
 def test_the_api_refuses_masks_that_contradict_the_method_or_sparsity(tmp_path, given):

@@ -158,7 +158,7 @@ def test_a_layer_report_cut_in_its_last_row_is_rebuilt_not_a_traceback(stored, c
     report.write_text(text[: text.rstrip().rindex(",")])  # the last field lost
     assert main(["run", "--method", "random", *TINY, "--results-dir", str(stored)]) == 0
     out, err = capsys.readouterr()
-    assert "cut short" in err and "Traceback" not in err
+    assert "masks.layers.csv" in err and "rebuilding it" in err and "Traceback" not in err
     assert report.read_text() == text
 
 

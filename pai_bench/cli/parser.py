@@ -148,21 +148,21 @@ def build_parser(config_cls: type = RunConfig,
                        help="cpu: the CPU scale's setting at 90%% (default); paper: the paper's "
                             "networks, sparsities and seeds, the references trained where no "
                             "reference row has them")
-    judge.add_argument("--reference", type=Path, action="append", default=[], metavar="FILE",
+    judge.add_argument("--reference", type=path, action="append", default=[], metavar="FILE",
                        help="reference results (`reference export`): runs found there are not "
                             "trained again; repeatable")
-    judge.add_argument("--out", type=Path,
+    judge.add_argument("--out", type=path,
                        help="the card's folder (default: <results-dir>/judge/<method>-<level>)")
     add_options(judge, "reproduce")
     judge.set_defaults(func=commands.judge)
 
     ref = sub.add_parser("reference", help="reference results: stored runs as one CSV file")
-    actions = ref.add_subparsers(dest="action", required=True)
+    actions = ref.add_subparsers(dest="action", required=True, help="what to do with them")
     ref_export = actions.add_parser("export", help="write every stored run of results folders "
                                                    "as one row of a reference file")
-    ref_export.add_argument("results_dirs", type=Path, nargs="+", metavar="RESULTS_DIR",
+    ref_export.add_argument("results_dirs", type=path, nargs="+", metavar="RESULTS_DIR",
                             help="the results folders whose runs are written")
-    ref_export.add_argument("--out", type=Path, required=True, metavar="FILE",
+    ref_export.add_argument("--out", type=path, required=True, metavar="FILE",
                             help="the reference file (CSV), e.g. results/reference/cpu.csv")
     ref_export.set_defaults(func=commands.reference_export)
 

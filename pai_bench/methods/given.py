@@ -63,7 +63,7 @@ def masks_digest(masks: Masks) -> str:
 
 def file_digest(path: str | Path) -> str:
     """sha256 (16 hex digits) of a file's bytes: what named a masks run before issue 37 (a
-    run stored under it is moved to its new name, ``prepare.moved_masks_run``)."""
+    run stored under it is named in a line, ``prepare.say_old_masks_run``)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 

@@ -17,7 +17,6 @@ and once in the process that trains it; in its own process the parent's plan is 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from pai_bench import paths
@@ -27,7 +26,6 @@ from pai_bench.data import DATASETS, resolve_data_root
 from pai_bench.data.folders import tree_fingerprint
 from pai_bench.device import use_device
 from pai_bench.errors import ConfigError, DataMismatchError
-from pai_bench.io import atomic_write_json
 from pai_bench.methods import Method, load_plugins
 from pai_bench.methods.given import GivenMasks, file_digest, read_mask_file
 from pai_bench.options import RunOptions
@@ -52,7 +50,7 @@ def prepare(config: RunConfig, options: RunOptions, method: Method | None = None
     config = data_identity(config, options.data_root)
     plan = make_plan(config, method)
     if isinstance(method, GivenMasks) and method.source:
-        moved_masks_run(config, file_digest(method.source), options.results_dir)
+        say_old_masks_run(config, file_digest(method.source), options)
     if config.data_digest is not None:
         say_unnamed_data_run(config, options)
     return plan
@@ -90,24 +88,18 @@ def data_identity(config: RunConfig, data_root: Path | None) -> RunConfig:
     return dataclasses.replace(config, data_digest=found)
 
 
-def moved_masks_run(config: RunConfig, old_digest: str, results_dir: Path) -> None:
-    """A ``--masks`` run stored under its old name (the sha256 of the file's bytes, before
-    issue 37) moved to its name now (the digest of its masks), its summary and ``config.json``
-    rewritten to match: found and kept, not orphaned. Nothing when there is none, or the new
-    name is taken."""
+def say_old_masks_run(config: RunConfig, old_digest: str, options: RunOptions) -> None:
+    """One line when a ``--masks`` run is stored under its old name (the sha256 of the file's
+    bytes, before issue 37) and not under its name now (the digest of its masks): a run stored
+    before this release carries no owner and no sealed summary (``artifacts``), so it could
+    not be trusted under any name; it is not reused, and not silently orphaned either."""
     old = dataclasses.replace(config, method_args=(("sha256", old_digest),))
-    old_dir, new_dir = paths.run_dir(results_dir, old), paths.run_dir(results_dir, config)
-    if old == config or not (old_dir / paths.SUMMARY).is_file() or new_dir.exists():
-        return
-    old_dir.rename(new_dir)
-    for name in (paths.SUMMARY, paths.CONFIG):
-        file = new_dir / name
-        if file.is_file():
-            stored = json.loads(file.read_text())
-            stored.update(config=config.to_dict(), hash=config.hash())
-            if "non_default" in stored:
-                stored["non_default"] = config.non_default()
-            atomic_write_json(file, stored)
+    old_dir, new_dir = paths.run_dir(options.results_dir, old), paths.run_dir(
+        options.results_dir, config)
+    if old != config and (old_dir / paths.SUMMARY).is_file() and not new_dir.exists():
+        options.say(f"[pai-bench] note: {old_dir} was stored before --masks runs were named by "
+                    f"their masks (not the file's bytes): it is not reused; this run is "
+                    f"{new_dir.name} (delete the old one)")
 
 
 def say_unnamed_data_run(config: RunConfig, options: RunOptions) -> None:
@@ -157,5 +149,5 @@ def given_masks(path: Path | str, settings: dict) -> tuple[GivenMasks, dict]:
                     "method_args": (("sha256", digest),)}
 
 
-__all__ = ["setup", "prepare", "prepare_run", "data_identity", "moved_masks_run", "run_settings",
+__all__ = ["setup", "prepare", "prepare_run", "data_identity", "say_old_masks_run", "run_settings",
            "given_masks"]

@@ -18,7 +18,8 @@ address) are declared once, like the run options (``pai_bench.options``), and gi
 from __future__ import annotations
 
 import ctypes
-import multiprocessing as mp
+import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -42,7 +43,7 @@ from pai_bench.models import MODELS
 from pai_bench.options import MAX_THREADS, RunOptions, check_options, option
 from pai_bench.registry import Registry
 from pai_bench.sanity_checks import CHECKS
-from pai_bench.signals import ignore_interrupts
+from pai_bench.signals import QuietSpawnContext, ignore_interrupts
 from pai_bench.sweeps.worker import run_one
 
 EXECUTORS: Registry[type["Executor"]] = Registry("executor")
@@ -210,7 +211,8 @@ class LocalExecutor(Executor):
         """Run ``todo`` in one pool of ``workers`` processes, ``on_finish`` for each run that
         returns. If a worker dies (killed, out of memory) the pool is lost: returns the runs it
         was running then (to try again, each alone) and those it had not started."""
-        ctx = mp.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
+        ctx = QuietSpawnContext()  # fresh interpreters (no inherited torch thread pools), deaf
+        # to Ctrl-C from their start: the sweep decides
         manager = SyncManager(ctx=ctx)  # its process, like the workers, dies with the sweep
         manager.start(_child_of_sweep)
         started = manager.dict()
@@ -307,6 +309,9 @@ def _child_of_sweep() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+    sweep = multiprocessing.parent_process()
+    if sweep is not None and os.getppid() != sweep.pid:  # the sweep died while this process
+        os._exit(1)  # was starting, before the line above could tie it to the sweep
     ignore_interrupts()
     # tqdm's default lock is a multiprocessing one, a named semaphore the resource tracker
     # records: a worker killed with it leaves a "leaked semaphore" warning on the sweep's
