@@ -22,7 +22,8 @@ def resolve_device(name: str) -> torch.device:
     if device is None or device.type not in ("cpu", "cuda", "mps"):  # meta: no data to train
         raise ConfigError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here; "
+                          f"valid here: auto, cpu")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r} asked for, but MPS (Apple GPU) is not available "
                           f"here; valid: auto, cpu, cuda, cuda:N")

@@ -40,6 +40,7 @@ from pai_bench.training.callbacks import LOGGERS
 from pai_bench.data import default_cache_dir, resolve_data_root
 from pai_bench.device import resolve_device
 from pai_bench.errors import ConfigError
+from pai_bench.filekinds import kind
 from pai_bench.fields import ENTRIES, choices_of, field, flag_of  # noqa: F401 (ENTRIES kept here)
 
 # The most threads or worker processes a flag may ask for: above any machine's cores, below
@@ -107,10 +108,13 @@ class RunOptions:
     def resolved(self) -> "RunOptions":
         """Every default made concrete: folders from the environment, ``auto`` to a device
         (a ConfigError when the device asked for is not here)."""
+        cache_dir = Path(self.cache_dir or default_cache_dir())
+        if kind(cache_dir) not in (None, "a folder"):  # a cache never written is only slow:
+            # say so once, at the start, not as a warning per split
+            raise ConfigError(f"--cache-dir {cache_dir} is {kind(cache_dir)}, not a folder")
         return dataclasses.replace(
             self, results_dir=Path(self.results_dir or paths.default_results_dir()),
-            data_root=resolve_data_root(self.data_root),
-            cache_dir=Path(self.cache_dir or default_cache_dir()),
+            data_root=resolve_data_root(self.data_root), cache_dir=cache_dir,
             device=str(resolve_device(self.device)))
 
     def for_worker(self, device: str | None = None) -> "RunOptions":

@@ -46,13 +46,21 @@ def one_line(capsys, argv: list[str], code: int = 2) -> str:
     (["table", "--out", ""], ["--out", "''"]),
     (["plot", "--results-dir", ""], ["--results-dir", "''"]),
     (["sweep", "--methods", "random", "--data-root", " "], ["--data-root", "' '"]),
+    (["run", "--method", "random", "--cache-dir", "a_file"], ["--cache-dir", "a_file",
+                                                              "is a file, not a folder"]),
+    (["run", "--method", "random", "--device", "cuda"], ["'cuda'", "valid here: auto, cpu"]),
 ])
 def test_a_bad_flag_value_is_one_line_naming_flag_value_and_choices(argv, words, capsys,
                                                                      tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if "--cache-dir" in argv:
+        (tmp_path / "a_file").write_text("")
+    if "--device" in argv and torch.cuda.is_available():
+        pytest.skip("CUDA is here: --device cuda is valid")
     err = one_line(capsys, argv)
     assert all(w in err for w in words), err
-    assert "usage:" not in err and not list(tmp_path.iterdir())  # nothing written
+    assert "usage:" not in err  # and nothing written:
+    assert [p.name for p in tmp_path.iterdir()] == (["a_file"] if "--cache-dir" in argv else [])
 
 
 @pytest.fixture
