@@ -1,6 +1,22 @@
 """What several test files share (importable as ``helpers``: pytest puts ``tests/`` on the path)."""
 
+import torch
+
+from pai_bench.pipeline import runner
 from pai_bench.training.train import Callback
+
+
+def cudnn_flags_at_training(monkeypatch) -> list[tuple[bool, bool]]:
+    """A list that gets cuDNN's (benchmark, deterministic) flags each time a run starts
+    training: what the device set-up left them at (``pai_bench.device``)."""
+    seen = []
+    real = runner.train
+
+    def spy(*args, **kwargs):
+        seen.append((torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(runner, "train", spy)
+    return seen
 
 
 class StopAt(Callback):

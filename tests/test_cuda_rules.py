@@ -39,7 +39,7 @@ from pai_bench.analysis.results import load_runs
 from pai_bench.sanity_checks import CHECKS
 from pai_bench.training.train import Callback, train
 
-from helpers import StopAt
+from helpers import StopAt, cudnn_flags_at_training
 
 
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
@@ -393,13 +393,7 @@ def test_cuda_and_cuda0_share_one_copy_of_the_data():
 
 
 def test_a_cuda_run_sets_its_device_and_cudnn_flags(tmp_path, monkeypatch):
-    seen = []
-    real = runner.train
-
-    def spy(*args, **kwargs):
-        seen.append((torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic))
-        return real(*args, **kwargs)
-    monkeypatch.setattr(runner, "train", spy)
+    seen = cudnn_flags_at_training(monkeypatch)
     with FakeCuda(count_ops=False) as gpu:
         runner.execute(RunConfig(method="random", **TINY), options(tmp_path))
         assert gpu.set_device_calls == [0]

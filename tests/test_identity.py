@@ -23,7 +23,6 @@ from safetensors.torch import save_file
 import pai_bench
 from pai_bench import paths
 from pai_bench.pipeline import prepare
-from pai_bench.pipeline import runner
 from pai_bench.cli.parser import main
 from pai_bench.config import RunConfig
 from pai_bench.data import DatasetSpec
@@ -33,14 +32,14 @@ from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.sweeps.experiments import EXPERIMENTS, Experiment
 from fake_cuda import FakeCuda
 from pai_bench.fields import field, identity_fields
-from pai_bench.methods.given import file_digest
+from pai_bench.io import file_digest
 from pai_bench.models import create_model
 from pai_bench.options import RunOptions
 from pai_bench.analysis.results import load_runs
 from pai_bench.sweeps.sweep import SweepSpec
 from pai_bench.sweeps.worker import run_one
 
-from helpers import StopAt
+from helpers import StopAt, cudnn_flags_at_training
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(model="mlp", dataset="synthetic", epochs=1, batch_size=32, subset=128,
@@ -232,13 +231,7 @@ ENTRIES = {
 
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_every_entry_point_binds_the_cuda_device_once(entry, tmp_path, monkeypatch):
-    seen = []
-    real = runner.train
-
-    def spy(*args, **kwargs):
-        seen.append((torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic))
-        return real(*args, **kwargs)
-    monkeypatch.setattr(runner, "train", spy)
+    seen = cudnn_flags_at_training(monkeypatch)
     with FakeCuda(count_ops=False) as gpu:
         ENTRIES[entry](tmp_path)
         assert gpu.set_device_calls == [0], entry

@@ -59,16 +59,19 @@ def shared_masks_dir(folder, config) -> Path:
     return paths.method_masks_dir(folder, make_plan(config).mask_source())
 
 
+def _copied(folder, source, name):
+    """Run ``source``'s file ``name``, valid but another run's, copied over SEED0's."""
+    target = paths.run_dir(folder, SEED0) / name
+    shutil.copy(paths.run_dir(folder, source) / name, target)
+    return SEED0, target
+
+
 def checkpoint_of_another_seed(folder):
-    shutil.copy(paths.run_dir(folder, SEED1) / paths.CHECKPOINT,
-                paths.run_dir(folder, SEED0) / paths.CHECKPOINT)
-    return SEED0, paths.run_dir(folder, SEED0) / paths.CHECKPOINT
+    return _copied(folder, SEED1, paths.CHECKPOINT)
 
 
 def checkpoint_of_another_method(folder):
-    shutil.copy(paths.run_dir(folder, OTHER_METHOD) / paths.CHECKPOINT,
-                paths.run_dir(folder, SEED0) / paths.CHECKPOINT)
-    return SEED0, paths.run_dir(folder, SEED0) / paths.CHECKPOINT
+    return _copied(folder, OTHER_METHOD, paths.CHECKPOINT)
 
 
 def checkpoint_without_digest_scaled(folder):
@@ -81,9 +84,7 @@ def checkpoint_without_digest_scaled(folder):
 
 
 def run_masks_of_another_seed(folder):
-    shutil.copy(paths.run_dir(folder, SEED1) / paths.MASKS,
-                paths.run_dir(folder, SEED0) / paths.MASKS)
-    return SEED0, paths.run_dir(folder, SEED0) / paths.MASKS
+    return _copied(folder, SEED1, paths.MASKS)
 
 
 def method_masks_of_another_seed(folder):
@@ -117,9 +118,7 @@ def dense_initialization_of_another_seed(folder):
 
 
 def weights_of_another_seed(folder):
-    shutil.copy(paths.run_dir(folder, SEED1) / paths.WEIGHTS,
-                paths.run_dir(folder, SEED0) / paths.WEIGHTS)
-    return SEED0, paths.run_dir(folder, SEED0) / paths.WEIGHTS
+    return _copied(folder, SEED1, paths.WEIGHTS)
 
 
 def summary_without_digests_and_weights_of_another_seed(folder):

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # annotations only: the library loads where used
 from pai_bench import paths
 from pai_bench.artifacts import read_run_layer_report
 from pai_bench.config import RunConfig
-from pai_bench.io import atomic_write, clean_temporaries
+from pai_bench.io import atomic_save_figure, clean_temporaries
 from pai_bench.methods import METHODS
 from pai_bench.analysis.table import accuracy_table, dense_table
 
@@ -84,8 +84,7 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     try:
         for f in files:
             clean_temporaries(f.parent, f.name)
-            atomic_write(f, lambda out: fig.savefig(out, format=f.suffix[1:], dpi=150,
-                                                    bbox_inches="tight"))
+            atomic_save_figure(fig, f, dpi=150, bbox_inches="tight")
     finally:
         plt.close(fig)
     return files

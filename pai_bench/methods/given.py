@@ -13,7 +13,6 @@ the file's name into its archive, so the bytes differ). The masks ride on the me
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -59,12 +58,6 @@ def masks_digest(masks: Masks) -> str:
     """sha256 (16 hex digits) of the masks' names, shapes and values (as booleans): whatever
     file carried them."""
     return tensor_digest(dict(masks))
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 (16 hex digits) of a file's bytes: what named a masks run before issue 37 (a
-    run stored under it is named in a line, ``prepare.say_old_masks_run``)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def check_against(given: Masks, names_shapes: dict[str, tuple[int, ...]], path) -> None:

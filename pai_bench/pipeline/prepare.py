@@ -27,7 +27,8 @@ from pai_bench.data.folders import tree_fingerprint
 from pai_bench.device import use_device
 from pai_bench.errors import ConfigError, DataMismatchError
 from pai_bench.methods import Method, load_plugins
-from pai_bench.methods.given import GivenMasks, file_digest, read_mask_file
+from pai_bench.io import file_digest
+from pai_bench.methods.given import GivenMasks, read_mask_file
 from pai_bench.options import RunOptions
 from pai_bench.pipeline.plan import Plan, make_plan
 from pai_bench.precision import resolve
