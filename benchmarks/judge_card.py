@@ -7,8 +7,9 @@ workers, torch version, the command).
 
 From the repository's root::
 
-    python benchmarks/judge_card.py --reference results/reference/cpu.csv --workers 2 \\
-        --data-root ../shared/data/cifar10-jpeg          # the example plugin (fisher), quick
+    python benchmarks/judge_card.py --workers 2 --data-root ../shared/data/cifar10-jpeg
+                                            # the example plugin (fisher), quick, the shipped
+                                            # references (results/reference/*.csv)
     python benchmarks/judge_card.py --level full ...      # the full card: state its time
     python benchmarks/judge_card.py --tiny                # seconds: the script itself, on the
                                                           # MLP and synthetic data
@@ -33,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's pai_bench, examples
 
+from pai_bench import paths  # noqa: E402
 from pai_bench.sweeps import judge as judging  # noqa: E402
 from pai_bench.analysis.results import load_runs  # noqa: E402
 from pai_bench.options import RunOptions  # noqa: E402
@@ -51,7 +53,8 @@ def arguments(argv=None) -> argparse.Namespace:
     p.add_argument("--method", default="fisher")
     p.add_argument("--level", choices=judging.LEVELS, default="quick")
     p.add_argument("--scale", choices=tuple(judging.SCALES), default="cpu")
-    p.add_argument("--reference", type=Path, action="append", default=[])
+    p.add_argument("--reference", type=Path, action="append",
+                   help="default: the shipped files, results/reference/*.csv (--tiny: none)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--data-root", type=Path)
     p.add_argument("--results-dir", type=Path, help="keep the runs here (default: temporary)")
@@ -81,6 +84,8 @@ def record(args: argparse.Namespace, results: Path) -> dict:
 
 def main(argv=None) -> int:
     args = arguments(argv)
+    if args.reference is None:
+        args.reference = [] if args.tiny else paths.shipped_references()
     keep = args.results_dir is not None
     results = args.results_dir or Path(tempfile.mkdtemp(prefix="pai-judge-"))
     try:

@@ -33,6 +33,16 @@ RESULTS_ENV = "PAI_BENCH_RESULTS"
 RESULT_FOLDERS = ("runs", "masks", "dense", ".locks")  # the folders a results folder holds
 
 
+# The reference results shipped with the repository (``reference export``; results/README.md):
+# what ``judge`` reads when no ``--reference`` is given. Absent from an installed wheel.
+SHIPPED_REFERENCES = Path(__file__).resolve().parents[1] / "results" / "reference"
+
+
+def shipped_references() -> list[Path]:
+    """The shipped reference files (``SHIPPED_REFERENCES``), in name order; none if absent."""
+    return sorted(SHIPPED_REFERENCES.glob("*.csv"))
+
+
 def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV, "results"))
 

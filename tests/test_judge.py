@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
+from pai_bench import paths
+from pai_bench.analysis.calibration import calibration_configs, foreign
+from pai_bench.config import RunConfig
+from pai_bench.sweeps import experiments
 from pai_bench.sweeps import judge as judging
 from pai_bench.cli.parser import main
 from pai_bench.sweeps.executors import ExecutorOptions
@@ -131,7 +136,9 @@ def test_the_paper_scale_plans_the_papers_grid_and_trains_references_no_row_has(
     rows = pd.DataFrame([{**c.to_dict(), "method_args": "", "hash": c.hash(),
                           "status": "finished", "test_accuracy": 0.9, "machine": machine("cpu"),
                           "source": str(tmp_path)} for c in ltr])
-    reference = write_reference(reference_rows(rows), tmp_path / "ltr.csv")
+    table = reference_rows(rows)
+    table["torch"] = torch.__version__  # made here with this torch: no calibration
+    reference = write_reference(table, tmp_path / "ltr.csv")
     with pytest.raises(Planned):
         main(["judge", "--method", "snip", "--scale", "paper", "--results-dir",
               str(tmp_path / "r"), "--reference", str(reference)])
@@ -143,3 +150,40 @@ def test_the_paper_scale_plans_the_papers_grid_and_trains_references_no_row_has(
     assert {(c.method, c.check, c.model, c.sparsity, c.seed) for c in planned} == {
         (m, k, model, s, seed) for m, k in expected for model, s, seed in grid}
     assert {(c.model, c.dataset) for c in planned} == {(m, PAPER_DATA[m]) for m in PAPER_MODELS}
+
+
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_the_calibration_experiment_holds_the_runs_a_calibration_compares_with(scale):
+    design = judging.design_of(scale)
+    base = RunConfig(method="random", sparsity=design.sparsity, seed=0, **design.run)
+    wanted = calibration_configs(base, design.sd_points, design.margin_points)
+    shipped = experiments.configs("calibration", scale)
+    assert shipped == wanted  # the same seeds, the same setting: the rows a calibration needs
+
+
+def test_rows_made_with_another_torch_are_foreign_on_the_same_machine():
+    rows = pd.DataFrame({"machine": ["cpu A", "cpu A"], "torch": ["2.14.1", "2.14.1"]})
+    assert not foreign(rows, "cpu A", "2.14.1")
+    assert foreign(rows, "cpu A", "2.11.0")  # other kernels on the same CPU
+    assert foreign(rows, "cpu B", "2.14.1")
+    assert foreign(rows.drop(columns="torch"), "cpu A", "2.14.1")  # not recorded: not trusted
+    assert not foreign(rows.iloc[:0], "cpu B", "2.11.0")  # no rows: nothing to calibrate
+
+
+def test_judge_reads_the_shipped_references_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(judging, "judge", lambda method, *a, references, **k: (
+        seen.append(list(references)), tmp_path)[1])
+    shipped = tmp_path / "shipped.csv"
+    monkeypatch.setattr(paths, "shipped_references", lambda: [shipped])
+    common = ["judge", "--method", "snip", "--results-dir", str(tmp_path)]
+    assert main(common) == 0 and seen[-1] == [shipped]
+    assert f"references: {shipped} (shipped)" in capsys.readouterr().out
+    assert main([*common, "--no-reference"]) == 0 and seen[-1] == []
+    mine = tmp_path / "mine.csv"
+    assert main([*common, "--reference", str(mine)]) == 0 and seen[-1] == [mine]
+    with pytest.raises(SystemExit) as refused:  # one or the other
+        main([*common, "--reference", str(mine), "--no-reference"])
+    assert refused.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert paths.SHIPPED_REFERENCES.parent.name == "results"  # the repository's results folder

@@ -2,10 +2,11 @@
 
 Another CPU (other kernels: AMX against AVX512-BF16) or precision trains the same configuration
 to other accuracies; whether the shift matters is a question for the data, not an assumption.
-Before ``judge`` uses reference rows whose ``machine`` is not this one, it trains a few seeds
-of one reference configuration here (``CALIBRATED``: random pruning, the cheapest, no dense
-network) and asks whether this machine's accuracies are *equivalent* to the reference rows'
-within the margin δ (``verdicts.answer``: TOST, Welch). The seeds are those that give the
+Before ``judge`` uses reference rows whose ``machine`` or torch version is not this one's, it
+trains a few seeds of one reference configuration here (``CALIBRATED``: random pruning, the
+cheapest, no dense network; the reference rows of it: ``experiments`` "calibration") and
+asks whether this machine's accuracies are *equivalent* to the reference rows' within the
+margin δ (``verdicts.answer``: TOST, Welch). The seeds are those that give the
 equivalence test ``verdicts.POWER`` power when there is no shift, at the design's measured SD
 (``verdicts.seeds_to_settle``). Equivalent: the references are used. Otherwise (a shift, or
 too few seeds to show there is none) they are not, and the references are trained here; the
@@ -38,10 +39,17 @@ class Calibration:
     verdict: dict | None = None
 
 
-def foreign(rows: pd.DataFrame, here: str) -> bool:
+def foreign(rows: pd.DataFrame, here: str, torch_version: str | None = None) -> bool:
     """Whether any of reference ``rows`` was made on another machine than ``here`` (or does
-    not say where)."""
-    return bool(len(rows)) and not (rows["machine"].fillna("") == here).all()
+    not say where), or, given ``torch_version``, with another torch (other kernels on the same
+    CPU) or a torch it does not record."""
+    if not len(rows):
+        return False
+    elsewhere = not (rows["machine"].fillna("") == here).all()
+    if torch_version is None:
+        return elsewhere
+    other = rows["torch"] if "torch" in rows else None
+    return elsewhere or other is None or not (other.fillna("").astype(str) == torch_version).all()
 
 
 def calibration_configs(config: RunConfig, sd_points: float, margin_points: float,

@@ -187,8 +187,12 @@ def plot(args) -> int:
 def judge(args) -> int:
     options = run_options(args, "reproduce")
     executor = options_from_args(args, ExecutorOptions, "reproduce")
+    references = ([] if args.no_reference else args.reference
+                  if args.reference is not None else paths.shipped_references())
+    print(f"[pai-bench] references: {', '.join(map(str, references)) or 'none'}"
+          f"{' (shipped)' if args.reference is None and references else ''}")
     out = judging.judge(args.method, options, executor, level=args.level,
-                        references=args.reference, design=judging.design_of(args.scale),
+                        references=references, design=judging.design_of(args.scale),
                         out=args.out)
     print(f"[pai-bench] verdict card in {out / 'card.md'}")
     return 0

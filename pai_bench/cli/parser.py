@@ -148,9 +148,13 @@ def build_parser(config_cls: type = RunConfig,
                        help="cpu: the CPU scale's setting at 90%% (default); paper: the paper's "
                             "networks, sparsities and seeds, the references trained where no "
                             "reference row has them")
-    judge.add_argument("--reference", type=path, action="append", default=[], metavar="FILE",
+    given = judge.add_mutually_exclusive_group()
+    given.add_argument("--reference", type=path, action="append", metavar="FILE",
                        help="reference results (`reference export`): runs found there are not "
-                            "trained again; repeatable")
+                            "trained again; repeatable (default: the shipped files, "
+                            "results/reference/*.csv)")
+    given.add_argument("--no-reference", action="store_true",
+                       help="read no reference file: every reference run is trained here")
     judge.add_argument("--out", type=path,
                        help="the card's folder (default: <results-dir>/judge/<method>-<level>)")
     add_options(judge, "reproduce")

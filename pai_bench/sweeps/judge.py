@@ -27,6 +27,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: the library loads where used
@@ -42,8 +44,8 @@ from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
 from pai_bench.sweeps.experiments import (AFTER_TRAINING, AFTER_TRAINING_PAPER, CPU_MINIATURE,
                                          CPU_PLANS, CPU_RUN, CPU_SEEDS, CPU_SPARSITIES,
-                                         PAI_METHODS, PAPER_DATA, PAPER_MODELS, PAPER_SEEDS,
-                                         PAPER_SPARSITIES)
+                                         PAI_METHODS, PAPER_DATA, PAPER_FIGURE_SPARSITY,
+                                         PAPER_MODELS, PAPER_SEEDS, PAPER_SPARSITIES)
 from pai_bench.analysis.findings import MARGIN_POINTS, select
 from pai_bench.io import atomic_write_text
 from pai_bench.methods import METHODS, load_plugins
@@ -90,7 +92,6 @@ class Design:
 # the order of the paper's CIFAR-10 error bars, used only for the seeds of the full level and of
 # a calibration at that scale (replace it with a measured one, as CPU_MINIATURE's).
 PAPER_SD_POINTS = 0.5
-PAPER_FIGURE_SPARSITY = min(PAPER_SPARSITIES, key=lambda s: abs(s - CPU_SPARSITIES[-1]))
 SCALES = {
     "cpu": Design(),
     # the paper's grid (``experiments._paper``): its networks, sparsities and seeds; the
@@ -183,10 +184,12 @@ def calibrated(configs: list[RunConfig], options: RunOptions, executor: Executor
     rows = load_runs([], configs=configs, references=references) if references else None
     if rows is None or rows.empty:
         return Calibration(False, "no reference rows of these runs: every run is trained here")
-    here = machine(options.torch_device)
-    if not foreign(rows, here):
-        return Calibration(True, f"every reference row used was made on this machine ({here})")
-    base = next(c for c in configs if c.method == CALIBRATED)
+    here, version = machine(options.torch_device), torch.__version__
+    if not foreign(rows, here, version):
+        return Calibration(True, f"every reference row used was made on this machine ({here}, "
+                                 f"torch {version})")
+    base = resolve(RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0, **design.run),
+                   options.torch_device)  # the card's setting: ``experiments`` "calibration"
     runs = calibration_configs(base, design.sd_points, design.margin_points)
     run_sweep(runs, options, executor)
     return calibrate(load_runs([options.results_dir], configs=runs),
