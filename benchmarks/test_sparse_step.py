@@ -46,7 +46,7 @@ STEPS: list[dict] = []
 LAYERS: list[dict] = []
 
 if sparse.kernels() is None:
-    pytest.skip("sparseprop is not installed (README: Sparse kernels)", allow_module_level=True)
+    pytest.skip("sparseprop is not installed (docs/sparse_kernels.md)", allow_module_level=True)
 
 
 def network(net: str, sparsity: float):

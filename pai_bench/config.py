@@ -153,7 +153,7 @@ class RunConfig:
                                f"{MATCHED_FACTOR} x the recipe's)")
     sparse_kernels: str = setting("off", "training", choices=SPARSE_KERNELS, sparse_only=True,
                                   help="auto: the pruned layers measured faster with sparse "
-                                       "kernels (CPU, fp32; pip install sparseprop, README) "
+                                       "kernels (CPU, fp32; docs/sparse_kernels.md) "
                                        "train with them, the others dense; off: all dense")
     data_digest: str | None = setting(None, "data", derived=True,
                                       help="the fingerprint of the data set's files where its "

@@ -73,7 +73,7 @@ def check_resume_threads(state: dict, device: torch.device, what: Path | str) ->
     """ConfigError when the training state ``what`` (a checkpoint) was written on another
     number of torch threads than this process's, on a CPU: there the count cuts every
     reduction into other partial sums, so a run resumed on another count would be neither
-    the run of the one nor of the other (README, "Determinism"). States written before the
+    the run of the one nor of the other (docs/running.md, "Determinism"). States written before the
     count was recorded, and CUDA runs, resume as they are."""
     then, now = state.get("threads"), torch.get_num_threads()
     if torch.device(device).type != "cpu" or then is None or then == now:

@@ -70,7 +70,7 @@ def kernels():
         widths are not multiples of 16, as a transposed view. The batch norms, ReLUs and
         pools around the layer would then run on strided tensors, a cost outside the layer
         that a measurement of the layer alone does not see (the likely place of the time the
-        2-thread sparse step loses outside its kernels; README, Sparse kernels). Both leave
+        2-thread sparse step loses outside its kernels; docs/sparse_kernels.md). Both leave
         in the standard layout, and the incoming gradient, which its kernels read as
         contiguous memory, arrives in it."""
         class Standard(function):
@@ -213,7 +213,7 @@ def choose(model: nn.Module, masks: Masks, input_shape: tuple[int, ...], batch: 
     why_not = ("the device is a GPU (the sparse kernels are CPU kernels)" if device.type != "cpu"
                else f"precision {precision} (the sparse kernels are float32)"
                if precision != "fp32" else "torch.compile" if compile
-               else "sparseprop is not installed (README: Sparse kernels)"
+               else "sparseprop is not installed (docs/sparse_kernels.md)"
                if kernels() is None else None)
     force = os.environ.get(FORCE_ENV)
     shapes = input_shapes(model, list(masks), input_shape) if why_not is None else {}

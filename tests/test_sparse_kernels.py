@@ -20,7 +20,7 @@ from pai_bench.models import create_model, prunable_names
 from pai_bench.analysis.results import load_runs
 from pai_bench.analysis.table import accuracy_table
 
-# The sparse path's tests need SparseProp (README, Quick start, installs it; CI too): a missing
+# The sparse path's tests need SparseProp (README, Install, installs it; CI too): a missing
 # library fails them with what to run, it never skips them.
 needs_kernels = pytest.mark.usefixtures("sparse_kernels_installed")
 
@@ -29,7 +29,7 @@ needs_kernels = pytest.mark.usefixtures("sparse_kernels_installed")
 def sparse_kernels_installed():
     if sparse.kernels() is None:
         pytest.fail("SparseProp is not installed: pip install pybind11 && "
-                    "pip install --no-build-isolation 'sparseprop>=0.1.14' (README, Quick start)")
+                    "pip install --no-build-isolation 'sparseprop>=0.1.14' (README, Install)")
 TINY = dict(dataset="synthetic", epochs=2, batch_size=32, subset=128, test_subset=100,
             sparsity=0.9, precision="fp32")
 

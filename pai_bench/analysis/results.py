@@ -31,9 +31,10 @@ COSTS = ["train_epochs", "dense_train_epochs", "train_macs", "inference_macs",
          "dense_inference_macs"]
 # wall-clock seconds per epoch of the sparse training, and the machine that measured them
 # (its CPU or GPU, ``precision.machine``; absent from summaries written before it was recorded)
-# and the torch threads of the sparse training (a CPU run's last digits depend on them: README,
-# "Determinism"; absent from summaries written before issue 37); the seconds the method took to
-# compute the masks the run derives from (``runner.scoring_seconds``; absent before issue 38)
+# and the torch threads of the sparse training (a CPU run's last digits depend on them:
+# docs/running.md, "Determinism"; absent from summaries written before issue 37); the seconds
+# the method took to compute the masks the run derives from (``runner.scoring_seconds``; absent
+# before issue 38)
 MEASURED = ["seconds_per_epoch", "machine", "threads", "scoring_seconds"]
 
 

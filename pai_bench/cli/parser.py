@@ -98,7 +98,7 @@ def build_parser(config_cls: type = RunConfig,
 
     sweep = sub.add_parser("sweep", help="methods x sparsities x seeds x checks, resumable")
     sweep.add_argument("--config", type=path, metavar="FILE.toml",
-                       help="a TOML sweep file (see README); flags override its values")
+                       help="a TOML sweep file (see docs/running.md); flags override its values")
     add_settings(sweep, config_cls, sweep=True)
     add_options(sweep, "sweep")
     sweep.set_defaults(func=commands.sweep, config_cls=config_cls)

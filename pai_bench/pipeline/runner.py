@@ -103,7 +103,7 @@ def reused(summary: dict, how: str, options: RunOptions, name: str) -> dict:
     """A stored summary returned instead of training (``"reused"``: not stored; what this call
     did), with a line when it was trained on another number of CPU threads than this call
     would use: the thread count is a recorded property of a replicate, like the machine, and
-    changes a CPU run's last digits (README, "Determinism")."""
+    changes a CPU run's last digits (docs/running.md, "Determinism")."""
     note = threads_note(summary, options, name)
     if note:
         options.say(f"[pai-bench] {note}")

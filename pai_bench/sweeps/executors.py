@@ -57,7 +57,7 @@ class ExecutorOptions:
 
     executor: str = option("local", entries=SWEEPS, choices=EXECUTORS.names,
                            help="where runs execute: local processes or a Ray cluster (needs "
-                                "pip install -e '.[ray]'; see README)")
+                                "pip install -e '.[ray]'; see docs/clusters.md)")
     workers: int = option(1, kind=int, minimum=1, maximum=MAX_THREADS, entries=SWEEPS,
                           help="runs at once")
     runs_per_gpu: int | None = option(

@@ -1,7 +1,7 @@
 """Sweeps on a Ray cluster: every run is a Ray task; its results land where a local run's do.
 
 ``sweep --executor ray --ray-address HOST:PORT`` sends each unfinished run of a sweep to a Ray
-cluster (``ray start`` on every node, see the README) as one task that calls
+cluster (``ray start`` on every node, see docs/clusters.md) as one task that calls
 :func:`pai_bench.sweeps.worker.run_one`, the function a local worker calls. What that implies:
 
 - **Results.** A task writes its run itself into ``<results>/runs/<method>-<hash>/`` with the

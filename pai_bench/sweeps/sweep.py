@@ -8,7 +8,8 @@ checkpoint. A run that fails for another reason than divergence is reported, wri
 
 ``workers > 1`` runs that many runs at once in separate processes, each with
 ``threads`` torch threads (1 by default: on a 2-core machine two 1-thread runs beat one 2-thread
-run, see the README). Runs that share a dense network wait for one another (``pai_bench.pipeline.dense``).
+run, see docs/benchmarks.md). Runs that share a dense network wait for one another
+(``pai_bench.pipeline.dense``).
 ``executor="ray"`` sends the runs to a Ray cluster instead (``pai_bench.sweeps.ray_executor``); executors
 are a registry (``pai_bench.sweeps.executors``).
 
