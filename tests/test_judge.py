@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pai_bench import paths
-from pai_bench.analysis.calibration import calibration_configs, foreign
+from pai_bench.analysis.calibration import CALIBRATED, calibration_configs, foreign
 from pai_bench.config import RunConfig
 from pai_bench.sweeps import experiments
 from pai_bench.sweeps import judge as judging
@@ -34,11 +34,14 @@ def options(results: Path) -> RunOptions:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """A reference file of the paper's references (random, magnitude after training, LTR) in
-    TINY's setting, written by the tool from runs stored elsewhere."""
+    TINY's setting and of the runs a calibration compares with (experiment "calibration"),
+    written by the tool from runs stored elsewhere."""
     root = tmp_path_factory.mktemp("judge")
     spec = judging.sweeps("snip", TINY)[1]
     assert spec.methods == judging.REFERENCES
-    run_sweep(spec.configs(), options(root / "paper"), ExecutorOptions())
+    base = RunConfig(method=CALIBRATED, sparsity=TINY.sparsity, seed=0, **TINY.run)
+    calibration = calibration_configs(base, TINY.sd_points, TINY.margin_points)
+    run_sweep(spec.configs() + calibration, options(root / "paper"), ExecutorOptions())
     runs = load_runs(root / "paper")
     return write_reference(reference_rows(runs), root / "reference.csv")
 
@@ -98,9 +101,10 @@ def test_a_calibration_that_fails_makes_judge_train_the_references_here(referenc
     card = judging.judge("snip", options(tmp_path / "mine"),
                          references=[moved(reference, tmp_path, +0.3)], design=TINY,
                          out=tmp_path / "card")
-    assert set(load_runs(tmp_path / "mine")["method"]) == {"snip", *judging.REFERENCES}
+    trained = set(load_runs(tmp_path / "mine")["method"])
+    assert trained == {"snip", CALIBRATED, *judging.REFERENCES}  # the calibration's, then all
     text = (card / "card.md").read_text()
-    assert "Calibration: random here (" in text and "against the reference rows (Another CPU" in text
+    assert f"Calibration: {CALIBRATED} here (" in text and "against the reference rows (Another CPU" in text
     assert "different, so the references are trained here" in text
 
 
@@ -111,7 +115,7 @@ def test_a_calibration_that_passes_uses_the_references(reference, tmp_path):
                          references=[moved(reference, tmp_path, 0.0)], design=wide,
                          out=tmp_path / "card")
     trained = set(load_runs(tmp_path / "mine")["method"])
-    assert trained == {"snip", "random"}  # random: the calibration; the rest from the file
+    assert trained == {"snip", CALIBRATED}  # the calibration; the rest from the file
     assert "equivalent (within ±δ) at δ = 40 points: the references are used" in (
         card / "card.md").read_text()
 
@@ -155,7 +159,7 @@ def test_the_paper_scale_plans_the_papers_grid_and_trains_references_no_row_has(
 @pytest.mark.parametrize("scale", ["cpu", "paper"])
 def test_the_calibration_experiment_holds_the_runs_a_calibration_compares_with(scale):
     design = judging.design_of(scale)
-    base = RunConfig(method="random", sparsity=design.sparsity, seed=0, **design.run)
+    base = RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0, **design.run)
     wanted = calibration_configs(base, design.sd_points, design.margin_points)
     shipped = experiments.configs("calibration", scale)
     assert shipped == wanted  # the same seeds, the same setting: the rows a calibration needs

@@ -178,18 +178,19 @@ EXPERIMENTS.register(Experiment("main", {
    "pruning and the after-training baselines (findings a, e)"))
 
 # The reference rows judge's calibration compares with on another machine (``calibration``):
-# random pruning in the card's setting, with the seeds that give the equivalence test 80% power
+# magnitude pruning at initialization (``calibration.CALIBRATED``) in the card's setting, with
+# the seeds that give the equivalence test 80% power
 # when there is no shift (``calibration.calibration_configs`` at the design's SD and δ: 11 at
 # CPU scale, 18 at the paper's assumed SD; tests/test_judge.py checks the counts). Shipped in
 # ``results/reference/`` with the rest: a reference with 5 seeds could never show equivalence.
 CALIBRATION_SEEDS = {"cpu": tuple(range(11)), "paper": tuple(range(18))}
 EXPERIMENTS.register(Experiment("calibration", {
-    "paper": [SweepSpec(methods=("random",), sparsities=(PAPER_FIGURE_SPARSITY,),
+    "paper": [SweepSpec(methods=("magnitude",), sparsities=(PAPER_FIGURE_SPARSITY,),
                         seeds=CALIBRATION_SEEDS["paper"],
                         run=dict(model=PAPER_MODELS[0], dataset=PAPER_DATA[PAPER_MODELS[0]]))],
-    "cpu": [SweepSpec(methods=("random",), sparsities=CPU_SPARSITIES[1:],
+    "cpu": [SweepSpec(methods=("magnitude",), sparsities=CPU_SPARSITIES[1:],
                       seeds=CALIBRATION_SEEDS["cpu"], run=CPU_RUN)],
-}, findings=(), description="random pruning in judge's setting with the seeds its calibration "
+}, findings=(), description="magnitude at init in judge's setting with the seeds its calibration "
    "compares on another machine (the reference rows it needs)"))
 
 EXPERIMENTS.register(Experiment("ablations", {
