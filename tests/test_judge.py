@@ -160,7 +160,7 @@ def test_the_paper_scale_plans_the_papers_grid_and_trains_references_no_row_has(
 def test_the_calibration_experiment_holds_the_runs_a_calibration_compares_with(scale):
     design = judging.design_of(scale)
     base = RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0, **design.run)
-    wanted = calibration_configs(base, design.sd_points, design.margin_points)
+    wanted = calibration_configs(base, design.calibration_sd_points, design.margin_points)
     shipped = experiments.configs("calibration", scale)
     assert shipped == wanted  # the same seeds, the same setting: the rows a calibration needs
 

@@ -42,7 +42,8 @@ from pai_bench.config import RunConfig
 from pai_bench.analysis.design import family_sizes, seeds_needed
 from pai_bench.errors import ConfigError
 from pai_bench.sweeps.executors import ExecutorOptions
-from pai_bench.sweeps.experiments import (AFTER_TRAINING, AFTER_TRAINING_PAPER, CPU_MINIATURE,
+from pai_bench.sweeps.experiments import (AFTER_TRAINING, AFTER_TRAINING_PAPER, CALIBRATION_SD_POINTS,
+                                         CPU_MINIATURE,
                                          CPU_PLANS, CPU_RUN, CPU_SEEDS, CPU_SPARSITIES,
                                          PAI_METHODS, PAPER_DATA, PAPER_FIGURE_SPARSITY,
                                          PAPER_MODELS, PAPER_SEEDS, PAPER_SPARSITIES)
@@ -74,6 +75,7 @@ class Design:
     sparsity: float = CPU_SPARSITIES[-1]
     seeds: tuple[int, ...] = CPU_SEEDS
     sd_points: float = CPU_MINIATURE.sd_points
+    calibration_sd_points: float = CALIBRATION_SD_POINTS  # the calibrated runs' own SD
     margin_points: float = MARGIN_POINTS["cpu"]
     networks: tuple[dict, ...] = ()  # default: ``run`` alone
     sparsities: tuple[float, ...] = ()  # default: ``sparsity`` alone
@@ -98,7 +100,8 @@ SCALES = {
     # after-training baselines with iterative magnitude pruning by levels
     "paper": Design(run=dict(model=PAPER_MODELS[0], dataset=PAPER_DATA[PAPER_MODELS[0]]),
                     sparsity=PAPER_FIGURE_SPARSITY, seeds=PAPER_SEEDS,
-                    sd_points=PAPER_SD_POINTS, margin_points=MARGIN_POINTS["paper"],
+                    sd_points=PAPER_SD_POINTS, calibration_sd_points=PAPER_SD_POINTS,
+                    margin_points=MARGIN_POINTS["paper"],
                     networks=tuple(dict(model=m, dataset=PAPER_DATA[m]) for m in PAPER_MODELS),
                     sparsities=PAPER_SPARSITIES,
                     reference_methods=("random", *AFTER_TRAINING_PAPER), scale="paper"),
@@ -190,7 +193,7 @@ def calibrated(configs: list[RunConfig], options: RunOptions, executor: Executor
                                  f"torch {version})")
     base = resolve(RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0, **design.run),
                    options.torch_device)  # the card's setting: ``experiments`` "calibration"
-    runs = calibration_configs(base, design.sd_points, design.margin_points)
+    runs = calibration_configs(base, design.calibration_sd_points, design.margin_points)
     run_sweep(runs, options, executor)
     return calibrate(load_runs([options.results_dir], configs=runs),
                      load_runs([], configs=runs, references=references),
