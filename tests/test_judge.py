@@ -39,8 +39,7 @@ def reference(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("judge")
     spec = judging.sweeps("snip", TINY)[1]
     assert spec.methods == judging.REFERENCES
-    base = RunConfig(method=CALIBRATED, sparsity=TINY.sparsity, seed=0, **TINY.run)
-    calibration = calibration_configs(base, TINY.sd_points, TINY.margin_points)
+    calibration = judging.calibration_runs(TINY)
     run_sweep(spec.configs() + calibration, options(root / "paper"), ExecutorOptions())
     runs = load_runs(root / "paper")
     return write_reference(reference_rows(runs), root / "reference.csv")

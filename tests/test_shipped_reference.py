@@ -7,9 +7,7 @@ import dataclasses
 import pandas as pd
 
 from pai_bench import paths
-from pai_bench.analysis.calibration import CALIBRATED, calibration_configs
 from pai_bench.analysis.reference import read_reference
-from pai_bench.config import RunConfig
 from pai_bench.sweeps import judge as judging
 
 
@@ -24,9 +22,7 @@ def test_every_shipped_row_is_current_and_judges_cpu_references_are_there(capsys
         wanted = [dataclasses.replace(c, precision=precision).hash()
                   for s in judging.sweeps("snip", design) for c in s.configs()
                   if c.method in judging.REFERENCES]
-        base = RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0,
-                         **{**design.run, "precision": precision})
-        wanted += [c.hash() for c in calibration_configs(base, design.calibration_sd_points,
-                                                         design.margin_points)]
+        fixed = dataclasses.replace(design, run={**design.run, "precision": precision})
+        wanted += [c.hash() for c in judging.calibration_runs(fixed)]
         missing = set(wanted) - set(rows["hash"])
         assert not missing, f"{precision}: {len(missing)} of {len(set(wanted))} runs missing"

@@ -42,17 +42,16 @@ class Calibration:
     verdict: dict | None = None
 
 
-def foreign(rows: pd.DataFrame, here: str, torch_version: str | None = None) -> bool:
+def foreign(rows: pd.DataFrame, here: str, torch_version: str) -> bool:
     """Whether any of reference ``rows`` was made on another machine than ``here`` (or does
-    not say where), or, given ``torch_version``, with another torch (other kernels on the same
+    not say where), or with another torch than ``torch_version`` (other kernels on the same
     CPU) or a torch it does not record."""
     if not len(rows):
         return False
     elsewhere = not (rows["machine"].fillna("") == here).all()
-    if torch_version is None:
-        return elsewhere
-    other = rows["torch"] if "torch" in rows else None
-    return elsewhere or other is None or not (other.fillna("").astype(str) == torch_version).all()
+    if "torch" not in rows:
+        return True
+    return elsewhere or not (rows["torch"].fillna("").astype(str) == torch_version).all()
 
 
 def calibration_configs(config: RunConfig, sd_points: float, margin_points: float,

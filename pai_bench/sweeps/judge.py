@@ -180,6 +180,14 @@ def _paper(design: Design, options: RunOptions) -> list[RunConfig]:
             for seed in design.seeds]
 
 
+def calibration_runs(design: Design, device="cpu") -> list[RunConfig]:
+    """The runs of a calibration at ``design`` (``experiments`` "calibration" ships them): the
+    calibrated method in the card's setting, with the seeds its measured SD asks for."""
+    base = resolve(RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0, **design.run),
+                   device)
+    return calibration_configs(base, design.calibration_sd_points, design.margin_points)
+
+
 def calibrated(configs: list[RunConfig], options: RunOptions, executor: ExecutorOptions,
                references, design: Design) -> Calibration:
     """Whether the reference rows of ``configs`` may be used here (``pai_bench.analysis.calibration``):
@@ -191,9 +199,7 @@ def calibrated(configs: list[RunConfig], options: RunOptions, executor: Executor
     if not foreign(rows, here, version):
         return Calibration(True, f"every reference row used was made on this machine ({here}, "
                                  f"torch {version})")
-    base = resolve(RunConfig(method=CALIBRATED, sparsity=design.sparsity, seed=0, **design.run),
-                   options.torch_device)  # the card's setting: ``experiments`` "calibration"
-    runs = calibration_configs(base, design.calibration_sd_points, design.margin_points)
+    runs = calibration_runs(design, options.torch_device)
     run_sweep(runs, options, executor)
     return calibrate(load_runs([options.results_dir], configs=runs),
                      load_runs([], configs=runs, references=references),
